@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the build, the tests and the CI need. Idempotent.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config git curl ca-certificates
+      libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
+      libzstd-dev zlib1g-dev libcrypt-dev libcmocka-dev
+      nodejs npm)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: a normal build and an ASan+UBSan build, each with every CTest test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+for variant in release asan; do
+  dir=build/$variant
+  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+  [ "$variant" = asan ] && flags=(-DCMAKE_BUILD_TYPE=Debug -DABS_SANITIZE=ON)
+  cmake -S . -B "$dir" "${flags[@]}" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  echo "== ctest ($variant) =="
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$dir" --output-on-failure -j"$jobs"
+done
