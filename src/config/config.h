@@ -37,6 +37,18 @@ const char *cfg_kind_key(enum cfg_kind kind);
 /* Human singular name of a kind ("cluster", "storage", "policy", "routine", "secret agent"). */
 const char *cfg_kind_noun(enum cfg_kind kind);
 
+/* ---- whole-configuration conversions (no store involved) ---- */
+
+/* Parses and fully validates a YAML document (`origin` names it in messages). */
+int cfg_from_yaml(const char *text, size_t len, const char *origin, struct cfg **out, struct err *e);
+/* Decodes and fully validates a JSON tree (strict types). */
+int cfg_from_json(const json_t *root, struct cfg **out, struct err *e);
+/* Encodes a configuration; `redact` replaces literal secrets by "[secret]". */
+json_t *cfg_to_json(const struct cfg *c, bool redact);
+/* Emits the unredacted YAML document used for saving (heap string). */
+int cfg_to_yaml(const struct cfg *c, char **out, struct err *e);
+
+/* ---- the store ---- */
 struct cfg_store;
 
 /*

@@ -32,7 +32,16 @@ int err_prefix(struct err *e, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+    size_t plen = strnlen(prefix, sizeof e->msg - 1);
+    memcpy(e->msg, prefix, plen);
+    size_t pos = plen;
+    for (const char *sep = ": "; *sep && pos < sizeof e->msg - 1; sep++)
+        e->msg[pos++] = *sep;
+    size_t rest = strnlen(old, sizeof old);
+    if (rest > sizeof e->msg - 1 - pos)
+        rest = sizeof e->msg - 1 - pos;
+    memcpy(e->msg + pos, old, rest);
+    e->msg[pos + rest] = '\0';
     return e->code;
 }
 

@@ -1,0 +1,184 @@
+/*
+ * main.c - the aerospike-backup-service process: command-line flags (same as ABS), start-up
+ * (configuration, logger, metrics, HTTP API), signal handling (SIGTERM/SIGINT graceful stop,
+ * SIGHUP re-reads the configuration like POST /v1/config/apply) and shutdown.
+ *
+ * Signals are blocked in every thread and taken synchronously by the main thread with
+ * sigwait(), so no work happens in signal context.
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "util/log.h"
+#include "version.h"
+
+#define DEFAULT_CONFIG "/etc/aerospike-backup-service/aerospike-backup-service.yml"
+
+struct options {
+    const char *config_path;
+    bool remote;
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: aerospike-backup-service [flags]\n"
+            "\n"
+            "Aerospike Backup Service: scheduled full and incremental backups of Aerospike\n"
+            "clusters, restores, and a REST API to manage them.\n"
+            "\n"
+            "Flags:\n"
+            "  -c, --config PATH|URL  configuration file (default %s)\n"
+            "  -r, --remote           the -c file describes where the real configuration lives\n"
+            "  -h, --help             show this help and exit\n"
+            "  -v, --version          show version, commit and build time and exit\n",
+            DEFAULT_CONFIG);
+}
+
+/* Returns -1 to continue, or an exit code. */
+static int parse_flags(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"remote", no_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
+    };
+    o->config_path = DEFAULT_CONFIG;
+    o->remote = false;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":c:rhv", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': o->config_path = optarg; break;
+        case 'r': o->remote = true; break;
+        case 'h': print_usage(stdout); return 0;
+        case 'v':
+            printf("aerospike-backup-service version %s (commit %s, built %s)\n", ABS_VERSION,
+                   ABS_COMMIT, ABS_BUILD_TIME);
+            return 0;
+        case ':':
+            fprintf(stderr, "aerospike-backup-service: flag %s needs a value\n", argv[optind - 1]);
+            print_usage(stderr);
+            return 1;
+        default:
+            fprintf(stderr, "aerospike-backup-service: unknown flag %s\n", argv[optind - 1]);
+            print_usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "aerospike-backup-service: unexpected argument %s\n", argv[optind]);
+        print_usage(stderr);
+        return 1;
+    }
+    return -1;
+}
+
+static int configure_logger(const struct cfg *c, struct err *e)
+{
+    struct cfg_logger_eff eff;
+    cfg_eff_logger(c, &eff);
+    struct log_options lo = {
+        .to_stdout = eff.stdout_writer,
+        .file = eff.file,
+        .max_size_mb = eff.max_size_mb,
+        .max_age_days = eff.max_age_days,
+        .max_backups = eff.max_backups,
+        .compress = eff.compress,
+    };
+    if (log_level_parse(eff.level, &lo.level) || log_format_parse(eff.format, &lo.format))
+        return err_set(e, ERR_INVALID, "service.logger: invalid level or format");
+    return log_configure(&lo, e);
+}
+
+/* Config change listener: logger settings apply at once; HTTP settings need a restart. */
+static void on_config_change(void *ctx, struct cfg *snapshot)
+{
+    (void)ctx;
+    struct err e = {0};
+    if (configure_logger(snapshot, &e))
+        LOG_W("main", "logger settings not applied: %s", e.msg);
+}
+
+static int run(struct cfg_store *store)
+{
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct err e = {0};
+    struct metrics *metrics = metrics_new();
+    struct api_deps deps = {.store = store, .metrics = metrics};
+    struct api_server *server = NULL;
+    if (api_start(&deps, &server, &e)) {
+        LOG_E("main", "cannot start HTTP server: %s", e.msg);
+        fprintf(stderr, "aerospike-backup-service: cannot start HTTP server: %s\n", e.msg);
+        metrics_free(metrics);
+        return 1;
+    }
+    cfg_store_set_listener(store, on_config_change, NULL);
+    LOG_I("main", "aerospike-backup-service %s started, configuration %s", ABS_VERSION,
+          cfg_store_source(store));
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&signals, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            LOG_I("main", "SIGHUP: re-reading configuration");
+            if (cfg_store_apply(store, &e))
+                LOG_E("main", "configuration not applied: %s", e.msg);
+            continue;
+        }
+        LOG_I("main", "%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    api_stop(server);
+    metrics_free(metrics);
+    LOG_I("main", "stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    int rc = parse_flags(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct err e = {0};
+    struct cfg_store *store = NULL;
+    if (cfg_store_open(o.config_path, o.remote, &store, &e)) {
+        fprintf(stderr, "aerospike-backup-service: invalid configuration: %s\n", e.msg);
+        curl_global_cleanup();
+        return 1;
+    }
+    struct cfg *snapshot = cfg_store_snapshot(store);
+    rc = configure_logger(snapshot, &e);
+    cfg_release(snapshot);
+    if (rc) {
+        fprintf(stderr, "aerospike-backup-service: %s: service.logger: %s\n", o.config_path, e.msg);
+        cfg_store_free(store);
+        curl_global_cleanup();
+        return 1;
+    }
+    rc = run(store);
+    cfg_store_free(store);
+    log_shutdown();
+    curl_global_cleanup();
+    return rc;
+}
