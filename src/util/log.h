@@ -32,6 +32,8 @@ struct log_options {
 int log_level_parse(const char *s, enum log_level *out);
 /* Parses "PLAIN" or "JSON" (case-insensitive). */
 int log_format_parse(const char *s, enum log_format *out);
+/* "TRACE", "DEBUG", "INFO", "WARN", "ERROR" (upper case, as printed in log lines). */
+const char *log_level_name(enum log_level level);
 
 /* (Re)configures the logger; on failure the previous configuration stays in force. */
 int log_configure(const struct log_options *opts, struct err *e);
@@ -39,8 +41,14 @@ int log_configure(const struct log_options *opts, struct err *e);
 void log_shutdown(void);
 
 bool log_enabled(enum log_level level);
+/* Writes one line. Control characters in module and message (newlines included) become
+ * spaces, so a message can never forge a second line; a NULL or empty module is omitted.
+ * errno is preserved. */
 void log_write(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Tests only: how many bytes "1 MB" of max_size_mb means (default 1048576; <= 0 resets). */
+void log_set_rotation_unit_for_tests(int64_t bytes_per_mb);
 
 #define LOG_T(mod, ...) do { if (log_enabled(LOG_TRACE)) log_write(LOG_TRACE, mod, __VA_ARGS__); } while (0)
 #define LOG_D(mod, ...) do { if (log_enabled(LOG_DEBUG)) log_write(LOG_DEBUG, mod, __VA_ARGS__); } while (0)
