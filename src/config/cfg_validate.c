@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "config/cfg_schema.h"
+#include "sched/cron.h"
 
 #define MIB (1024LL * 1024LL)
 #define CLOUD_MAX_PARTS 10000
@@ -277,39 +278,9 @@ int cfg_check_node_spec(const char *spec, struct err *e)
     return 0;
 }
 
-static bool cron_field_chars_ok(const char *f)
-{
-    for (const char *p = f; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("*?/,-#", *p))
-            return false;
-    return true;
-}
-
 int cfg_check_cron(const char *expr, struct err *e)
 {
-    static const char *const descriptors[] = {"@yearly", "@annually", "@monthly", "@weekly",
-                                              "@daily", "@midnight", "@hourly", NULL};
-    if (expr[0] == '@') {
-        for (const char *const *d = descriptors; *d; d++)
-            if (strcasecmp(expr, *d) == 0)
-                return 0;
-        return err_set(e, ERR_INVALID, "unknown cron descriptor \"%.50s\"", expr);
-    }
-    char buf[256];
-    if (strlen(expr) >= sizeof buf)
-        return err_set(e, ERR_INVALID, "cron expression too long");
-    strcpy(buf, expr);
-    int fields = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-        fields++;
-        if (!cron_field_chars_ok(tok))
-            return err_set(e, ERR_INVALID, "cron field %d \"%.50s\" has invalid characters", fields, tok);
-    }
-    if (fields < 5 || fields > 7)
-        return err_set(e, ERR_INVALID, "cron expression \"%.100s\" must have 5, 6 or 7 fields, has %d",
-                       expr, fields);
-    return 0;
+    return cron_validate(expr, e);
 }
 
 int cfg_check_routine(const void *obj, const char *path, struct err *e)

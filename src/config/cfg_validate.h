@@ -50,11 +50,7 @@ int cfg_parse_partition_list(const char *text, struct cfg_partition_range *out, 
 /* Node-list item: `host:port`, `host:tls-name:port`, `[v6]:port`, or a node id. */
 int cfg_check_node_spec(const char *spec, struct err *e);
 
-/*
- * Cron syntax check: Quartz-style 6 fields (seconds first), optional 7th year field, the
- * classic 5-field form, or a descriptor (@yearly, @annually, @monthly, @weekly, @daily,
- * @midnight, @hourly). Field count and characters only; the scheduler parses fully.
- */
+/* Cron check: the Quartz grammar ABS accepts (sched/cron.h), with the reason on failure. */
 int cfg_check_cron(const char *expr, struct err *e);
 
 #endif
