@@ -97,7 +97,10 @@ stop_service() {
 req() {
   local method=$1 path=$2 body=${3-} ctype=${4-application/json}
   local args=(-s -X "$method" -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}')
-  if [ -n "$body" ]; then args+=(-H "Content-Type: $ctype" --data-binary "$body"); fi
+  if [ -n "$body" ]; then
+    printf '%s' "$body" >"$WORK/request"
+    args+=(-H "Content-Type: $ctype" --data-binary "@$WORK/request")
+  fi
   STATUS=$(curl "${args[@]}" "http://127.0.0.1:$PORT$path")
   BODY=$(cat "$WORK/body")
   CTYPE=$(grep -i '^content-type:' "$WORK/headers" | tr -d '\r' | cut -d' ' -f2-)

@@ -10,13 +10,15 @@ write_config "$CFG" "$PORT"
 start_service "$CFG" || exit 1
 
 # ---- concurrent writers: 4 clients x 10 distinct policies
+writers=()
 for w in 1 2 3 4; do
   (for i in $(seq 1 10); do
      curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
        --data "{\"parallel\": $i}" "http://127.0.0.1:$PORT/v1/config/policies/w${w}_$i"
    done) &
+  writers+=($!)
 done
-wait
+wait "${writers[@]}"
 req GET /v1/config/policies
 check "all 40 concurrent creations present" test "$(json_get 'keys | length')" = "41"
 check "file has them all" test "$(grep -c '^  w[0-9]_[0-9]*:' "$CFG")" = "40"
