@@ -4,11 +4,14 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git curl ca-certificates
       libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
       libzstd-dev zlib1g-dev libcrypt-dev libcmocka-dev
-      nodejs npm jq procps)
+      jq procps python3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js + npm (OpenAPI lint, s3rver, azurite): keep a preinstalled one (it may bundle npm).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
