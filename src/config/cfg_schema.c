@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "config/cfg_validate.h"
+#include "util/strutil.h"
 
 #define NO_MIN INT64_MIN
 #define NO_MAX INT64_MAX
@@ -340,9 +341,9 @@ static const char *json_type_name(const json_t *v)
 static void join_path(char *buf, size_t cap, const char *path, const char *key)
 {
     if (path && *path)
-        snprintf(buf, cap, "%s.%s", path, key);
+        str_printf(buf, cap, "%s.%s", path, key);
     else
-        snprintf(buf, cap, "%s", key);
+        str_printf(buf, cap, "%s", key);
 }
 
 static int wrong_type(struct err *e, const char *path, const char *want, const json_t *got)
@@ -360,10 +361,10 @@ static int decode_string(const json_t *v, const char *path, const struct cfg_dec
         if (strlen(s) != json_string_length(v))
             return err_set(e, ERR_INVALID, "%s: must not contain NUL characters", path);
     } else if (ctx->lenient_strings && json_is_integer(v)) {
-        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        str_printf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         s = num;
     } else if (ctx->lenient_strings && json_is_real(v)) {
-        snprintf(num, sizeof num, "%g", json_real_value(v));
+        str_printf(num, sizeof num, "%g", json_real_value(v));
         s = num;
     } else {
         return wrong_type(e, path, "a string", v);
@@ -427,7 +428,7 @@ static int decode_strlist(const struct cfg_field *f, const json_t *v, const char
     json_t *item;
     char ipath[512];
     json_array_foreach(v, i, item) {
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        str_printf(ipath, sizeof ipath, "%s[%zu]", path, i);
         if (decode_string(item, ipath, ctx, &out->v[i], e))
             return ERR_INVALID;
         out->n = i + 1;
@@ -456,7 +457,7 @@ static int decode_intlist(const struct cfg_field *f, const json_t *v, const char
     json_t *item;
     char ipath[512];
     json_array_foreach(v, i, item) {
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        str_printf(ipath, sizeof ipath, "%s[%zu]", path, i);
         if (decode_int(f, item, ipath, &out->v[i], e))
             return ERR_INVALID;
         out->n = i + 1;
@@ -483,7 +484,7 @@ static int decode_objlist(const struct cfg_field *f, const json_t *v, const char
     json_t *item;
     char ipath[512];
     json_array_foreach(v, i, item) {
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        str_printf(ipath, sizeof ipath, "%s[%zu]", path, i);
         if (cfg_decode(f->sub, item, ipath, ctx, &out->v[i], e))
             return ERR_INVALID;
         out->n = i + 1;
@@ -784,7 +785,7 @@ static int merge_field(const struct cfg_field *f, json_t *in, const json_t *stor
         if (!json_is_array(in))
             return 0;
         json_array_foreach(in, i, item) {
-            snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+            str_printf(ipath, sizeof ipath, "%s[%zu]", path, i);
             if (cfg_merge_secrets(f->sub, item, json_array_get(stored, i), ipath, e))
                 return ERR_INVALID;
         }

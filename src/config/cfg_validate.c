@@ -15,6 +15,7 @@
 
 #include "config/cfg_schema.h"
 #include "sched/cron.h"
+#include "util/strutil.h"
 
 #define MIB (1024LL * 1024LL)
 #define CLOUD_MAX_PARTS 10000
@@ -111,7 +112,7 @@ int cfg_check_tls(const void *obj, const char *path, struct err *e)
     if (t->protocols) {
         /* Apache SSLProtocol syntax: [+-]TLSv1.2 [+-]TLSv1.3 ... or all */
         char buf[256];
-        snprintf(buf, sizeof buf, "%s", t->protocols);
+        str_printf(buf, sizeof buf, "%s", t->protocols);
         char *save = NULL;
         for (char *tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
             const char *p = (*tok == '+' || *tok == '-') ? tok + 1 : tok;
@@ -333,18 +334,18 @@ static int check_routine_refs(const struct cfg *c, const char *name, const struc
                               struct err *e)
 {
     char path[300];
-    snprintf(path, sizeof path, "backup-routines.%s", name);
+    str_printf(path, sizeof path, "backup-routines.%s", name);
     char p[400];
-    snprintf(p, sizeof p, "%s.source-cluster", path);
+    str_printf(p, sizeof p, "%s.source-cluster", path);
     if (check_ref(&c->clusters, r->source_cluster, p, "cluster", e))
         return ERR_INVALID;
-    snprintf(p, sizeof p, "%s.storage", path);
+    str_printf(p, sizeof p, "%s.storage", path);
     if (check_ref(&c->storage, r->storage, p, "storage", e))
         return ERR_INVALID;
-    snprintf(p, sizeof p, "%s.backup-policy", path);
+    str_printf(p, sizeof p, "%s.backup-policy", path);
     if (check_ref(&c->policies, r->backup_policy, p, "backup policy", e))
         return ERR_INVALID;
-    snprintf(p, sizeof p, "%s.secret-agent", path);
+    str_printf(p, sizeof p, "%s.secret-agent", path);
     if (check_ref(&c->secret_agents, r->secret_agent, p, "secret agent", e))
         return ERR_INVALID;
 
@@ -369,13 +370,13 @@ int cfg_validate_refs(const struct cfg *c, struct err *e)
     char path[300];
     for (size_t i = 0; i < c->clusters.n; i++) {
         const struct cfg_cluster *cl = c->clusters.items[i];
-        snprintf(path, sizeof path, "aerospike-clusters.%s.credentials.secret-agent-name", c->clusters.names[i]);
+        str_printf(path, sizeof path, "aerospike-clusters.%s.credentials.secret-agent-name", c->clusters.names[i]);
         if (cl->credentials && check_ref(&c->secret_agents, cl->credentials->secret_agent_name, path,
                                          "secret agent", e))
             return ERR_INVALID;
     }
     for (size_t i = 0; i < c->storage.n; i++) {
-        snprintf(path, sizeof path, "storage.%s.secret-agent-name", c->storage.names[i]);
+        str_printf(path, sizeof path, "storage.%s.secret-agent-name", c->storage.names[i]);
         if (check_ref(&c->secret_agents, storage_agent_name(c->storage.items[i]), path, "secret agent", e))
             return ERR_INVALID;
     }
@@ -400,7 +401,7 @@ const char *cfg_find_user(const struct cfg *c, const char *section_key, const ch
                     (strcmp(section_key, "backup-policies") == 0 && same(r->backup_policy, name)) ||
                     (strcmp(section_key, "secret-agents") == 0 && same(r->secret_agent, name));
         if (uses) {
-            snprintf(buf, cap, "routine \"%s\"", c->routines.names[i]);
+            str_printf(buf, cap, "routine \"%s\"", c->routines.names[i]);
             return buf;
         }
     }
@@ -409,13 +410,13 @@ const char *cfg_find_user(const struct cfg *c, const char *section_key, const ch
     for (size_t i = 0; i < c->clusters.n; i++) {
         const struct cfg_cluster *cl = c->clusters.items[i];
         if (cl->credentials && same(cl->credentials->secret_agent_name, name)) {
-            snprintf(buf, cap, "cluster \"%s\"", c->clusters.names[i]);
+            str_printf(buf, cap, "cluster \"%s\"", c->clusters.names[i]);
             return buf;
         }
     }
     for (size_t i = 0; i < c->storage.n; i++) {
         if (same(storage_agent_name(c->storage.items[i]), name)) {
-            snprintf(buf, cap, "storage \"%s\"", c->storage.names[i]);
+            str_printf(buf, cap, "storage \"%s\"", c->storage.names[i]);
             return buf;
         }
     }

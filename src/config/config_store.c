@@ -21,6 +21,7 @@
 #include "config/cfg_yaml.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/strutil.h"
 
 #define CONFIG_MAX_BYTES (16u * 1024u * 1024u)
 #define URL_TIMEOUT_S 30L
@@ -233,11 +234,11 @@ int cfg_store_open(const char *path, bool remote, struct cfg_store **out, struct
         size_t n = strlen(path) + (s->file_path ? strlen(s->file_path) : 0) + 32;
         s->source = malloc(n);
         if (s->url)
-            snprintf(s->source, n, "%s (read-only)", s->url);
+            str_printf(s->source, n, "%s (read-only)", s->url);
         else if (remote)
-            snprintf(s->source, n, "%s (via %s)", s->file_path, path);
+            str_printf(s->source, n, "%s (via %s)", s->file_path, path);
         else
-            snprintf(s->source, n, "%s", s->file_path);
+            str_printf(s->source, n, "%s", s->file_path);
         rc = read_source(s, &s->current, &s->header, e);
     }
     if (rc) {
@@ -490,7 +491,7 @@ static int entity_mutation(json_t *config, void *ctx, struct err *e)
     if (!json_is_object(ch->body))
         return err_set(e, ERR_INVALID, "%s %s: body must be a JSON object", noun, ch->name);
     char path[300];
-    snprintf(path, sizeof path, "%s.%s", kind_keys[ch->kind], ch->name);
+    str_printf(path, sizeof path, "%s.%s", kind_keys[ch->kind], ch->name);
     if (cfg_merge_secrets(kind_types[ch->kind], ch->body, stored, path, e))
         return ERR_INVALID;
     json_object_set(section, ch->name, ch->body);
