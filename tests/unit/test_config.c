@@ -38,6 +38,23 @@ static struct cfg *load_data(const char *name)
     return c;
 }
 
+static void test_demo_config_loads(void **state)
+{
+    (void)state;
+    char *text;
+    struct err e = {0};
+    assert_int_equal(fs_read_file(ABS_SOURCE_DIR "/config/demo.yml", 1 << 20, &text, NULL, &e), 0);
+    struct cfg *c = NULL;
+    if (cfg_from_yaml(text, strlen(text), "config/demo.yml", &c, &e))
+        fail_msg("%s", e.msg);
+    struct cfg_http_eff http;
+    cfg_eff_http(c, &http);
+    assert_string_equal(http.address, "127.0.0.1");
+    assert_int_equal(http.port, 8080);
+    cfg_release(c);
+    free(text);
+}
+
 static void test_abs_example_loads(void **state)
 {
     (void)state;
@@ -479,6 +496,7 @@ static void test_cron_syntax(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_demo_config_loads),
         cmocka_unit_test(test_abs_example_loads),
         cmocka_unit_test(test_full_yaml_roundtrip),
         cmocka_unit_test(test_abs_example_yaml_roundtrip),
