@@ -15,7 +15,10 @@
 
 #include "api/api.h"
 #include "config/config.h"
+#include "jobs/history.h"
+#include "jobs/jobs.h"
 #include "metrics/metrics.h"
+#include "sched/scheduler.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -100,13 +103,51 @@ static int configure_logger(const struct cfg *c, struct err *e)
     return log_configure(&lo, e);
 }
 
-/* Config change listener: logger settings apply at once; HTTP settings need a restart. */
+/* The long-lived parts of the service, wired together by run(). */
+struct service {
+    struct cfg_store *store;
+    struct metrics *metrics;
+    struct history_cache *history;
+    struct jobs *jobs;
+    struct sched *sched;
+};
+
+/* Config change listener: logger settings and schedules apply at once, the backup history is
+ * re-read for the routines of the new snapshot; HTTP settings need a restart. */
 static void on_config_change(void *ctx, struct cfg *snapshot)
 {
-    (void)ctx;
+    struct service *svc = ctx;
     struct err e = {0};
     if (configure_logger(snapshot, &e))
         LOG_W("main", "logger settings not applied: %s", e.msg);
+    history_cache_retain(svc->history, (const char *const *)snapshot->routines.names, snapshot->routines.n);
+    jobs_refresh_history(svc->jobs, snapshot);
+    sched_update(svc->sched, snapshot);
+}
+
+static int start_backups(struct service *svc, struct err *e)
+{
+    if (history_cache_new(&svc->history, e) || jobs_new(svc->history, svc->metrics, &svc->jobs, e))
+        return e->code;
+    struct sched_runner runner = jobs_runner(svc->jobs);
+    struct sched_history history = jobs_history(svc->jobs);
+    if (sched_new(&runner, &history, NULL, NULL, &svc->sched, e))
+        return e->code;
+    jobs_set_scheduler(svc->jobs, svc->sched);
+    struct cfg *snapshot = cfg_store_snapshot(svc->store);
+    jobs_refresh_history(svc->jobs, snapshot);
+    sched_update(svc->sched, snapshot);
+    cfg_release(snapshot);
+    return sched_start(svc->sched, e);
+}
+
+static void stop_backups(struct service *svc)
+{
+    if (svc->sched)
+        sched_stop(svc->sched);
+    jobs_free(svc->jobs); /* cancels running jobs and waits for them */
+    sched_free(svc->sched);
+    history_cache_free(svc->history);
 }
 
 static int run(struct cfg_store *store)
@@ -120,16 +161,24 @@ static int run(struct cfg_store *store)
     signal(SIGPIPE, SIG_IGN);
 
     struct err e = {0};
-    struct metrics *metrics = metrics_new();
-    struct api_deps deps = {.store = store, .metrics = metrics};
+    struct service svc = {.store = store, .metrics = metrics_new()};
+    if (start_backups(&svc, &e)) {
+        fprintf(stderr, "aerospike-backup-service: cannot start the scheduler: %s\n", e.msg);
+        stop_backups(&svc);
+        metrics_free(svc.metrics);
+        return 1;
+    }
+    struct api_deps deps = {.store = store, .metrics = svc.metrics, .sched = svc.sched, .jobs = svc.jobs,
+                            .history = svc.history};
     struct api_server *server = NULL;
     if (api_start(&deps, &server, &e)) {
         LOG_E("main", "cannot start HTTP server: %s", e.msg);
         fprintf(stderr, "aerospike-backup-service: cannot start HTTP server: %s\n", e.msg);
-        metrics_free(metrics);
+        stop_backups(&svc);
+        metrics_free(svc.metrics);
         return 1;
     }
-    cfg_store_set_listener(store, on_config_change, NULL);
+    cfg_store_set_listener(store, on_config_change, &svc);
     LOG_I("main", "aerospike-backup-service %s started, configuration %s", ABS_VERSION,
           cfg_store_source(store));
 
@@ -147,7 +196,9 @@ static int run(struct cfg_store *store)
         break;
     }
     api_stop(server);
-    metrics_free(metrics);
+    cfg_store_set_listener(store, NULL, NULL);
+    stop_backups(&svc);
+    metrics_free(svc.metrics);
     LOG_I("main", "stopped");
     return 0;
 }

@@ -74,6 +74,7 @@ typedef const struct api_route *(*api_group_fn)(size_t *n);
 static const api_group_fn api_groups[] = {
     api_system_routes,
     api_config_routes,
+    api_backups_routes,
 };
 
 static int64_t api_now_ns(void)

@@ -17,10 +17,16 @@
 
 struct cfg_store;
 struct metrics;
+struct sched;
+struct jobs;
+struct history_cache;
 
 struct api_deps {
     struct cfg_store *store;
     struct metrics *metrics; /* may be NULL: no request metrics, empty /metrics */
+    struct sched *sched;     /* backup triggers; NULL: backup routes answer 503 */
+    struct jobs *jobs;       /* running jobs, cancel, progress */
+    struct history_cache *history; /* backup listing */
 };
 
 struct api_server;

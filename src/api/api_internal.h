@@ -68,6 +68,7 @@ struct api_response {
 /* Route tables of the resource groups. */
 const struct api_route *api_system_routes(size_t *n);
 const struct api_route *api_config_routes(size_t *n);
+const struct api_route *api_backups_routes(size_t *n);
 
 /* ---- request accessors (api.c) ------------------------------------------------------ */
 

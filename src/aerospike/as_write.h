@@ -1,0 +1,95 @@
+/*
+ * as_write.h - single-record writes and batch writes (batch-index protocol) of whole
+ * records, as a restore needs them.
+ *
+ * Policies map to header bits exactly as the official client (and asrestore 4.5.8, seen in
+ * wire/f1..f6): exists IGNORE/CREATE/UPDATE/REPLACE/CREATE_OR_REPLACE; generation IGNORE,
+ * EQ or GT (GT = write only when the sent generation is newer than the stored one);
+ * send-key adds the KEY field for records that carry a key; durable delete stays off.
+ * Single writes: fields NAMESPACE, SET (even empty), DIGEST, [KEY]; one WRITE op per bin.
+ * Batch: parent info1 BATCH, flags 0x0d, rows with flags 0x0e, info2 WRITE|RESPOND_ALL_OPS,
+ * u16 generation, TTL, fields NAMESPACE, SET, [KEY]; no REPEAT rows. Rows are grouped by the
+ * master node of their partition; a group of one record goes out as a single write with
+ * RESPOND_ALL_OPS (as asrestore does).
+ *
+ * Results: every item gets the server's result code (0, 2, 3, 5, ...) or -1 when no answer
+ * could be obtained. Items answered 9 TIMEOUT, 14 KEY_BUSY, 18 DEVICE_OVERLOAD, 11, 152 or
+ * not answered because of a network failure/timeout are retried with exponential backoff
+ * until max_retries / the total timeout.
+ *
+ * One `struct as_writer` per worker thread (buffers reused across calls).
+ */
+#ifndef ABS_AEROSPIKE_AS_WRITE_H
+#define ABS_AEROSPIKE_AS_WRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aerospike/as_cluster.h"
+#include "aerospike/as_record.h"
+#include "util/err.h"
+
+enum as_exists_policy {
+    AS_EXISTS_IGNORE = 0,           /* upsert, merge bins */
+    AS_EXISTS_CREATE = 1,           /* create only (5 RECORD_EXISTS) */
+    AS_EXISTS_UPDATE = 2,           /* update only, merge (2 NOT_FOUND) */
+    AS_EXISTS_REPLACE = 3,          /* replace only (2 NOT_FOUND) */
+    AS_EXISTS_CREATE_OR_REPLACE = 4 /* replace all bins, create if missing */
+};
+
+enum as_gen_policy {
+    AS_GEN_IGNORE = 0,
+    AS_GEN_EQ = 1, /* expect stored generation == record generation (else 3) */
+    AS_GEN_GT = 2, /* write only if record generation > stored (else 3) */
+};
+
+struct as_write_policy {
+    enum as_exists_policy exists;
+    enum as_gen_policy gen;
+    bool send_key;          /* send the KEY field for records that have a key */
+    bool respond_all_ops;   /* single writes: RESPOND_ALL_OPS (batch rows always have it) */
+    bool commit_master;
+    uint32_t socket_timeout_ms; /* one attempt's read/write wait; 0 -> total or 10000 */
+    uint32_t total_timeout_ms;  /* one attempt, sent as transaction_ttl; 0 -> 10000 */
+    uint32_t max_retries;       /* 0 -> 5 */
+    uint32_t retry_sleep_ms;    /* first backoff; 0 -> 100, doubled up to 5000 */
+    const volatile bool *cancel;
+};
+
+struct as_write_item {
+    const struct as_record *rec; /* ns, set, digest, key, generation (condition), bins */
+    uint32_t ttl;                /* relative TTL for the request (see as_ttl_from_void_time) */
+    /* out */
+    int result;                  /* server result code; -1 = no answer */
+    uint16_t generation;         /* record generation after the write (result 0) */
+    uint32_t void_time;
+    uint8_t attempts;
+};
+
+struct as_writer;
+
+int as_writer_new(struct as_writer **out, struct err *e);
+void as_writer_free(struct as_writer *w);
+
+/* Writes one record. Returns 0 when the server gave a final answer (check item->result),
+ * a negative error when none could be obtained or the input is invalid. */
+int as_write_put(struct as_writer *w, struct as_cluster *c, const struct as_write_policy *p,
+                 struct as_write_item *item, struct err *e);
+
+/* Writes n records (each item's result filled). Returns 0 when every item has a final
+ * answer, a negative error otherwise (unanswered items keep result -1). */
+int as_write_batch(struct as_writer *w, struct as_cluster *c, const struct as_write_policy *p,
+                   struct as_write_item *items, size_t n, struct err *e);
+
+/* Encoders (exposed for tests). */
+int as_write_encode_single(struct as_buf *b, const struct as_write_policy *p,
+                           const struct as_write_item *it, bool respond_all_ops, struct err *e);
+int as_write_encode_batch(struct as_buf *b, const struct as_write_policy *p,
+                          struct as_write_item *const *items, size_t n, const uint32_t *index,
+                          struct err *e);
+
+/* True for result codes worth another attempt. */
+bool as_write_result_retryable(int result);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * backup_job.h - one backup run of a routine (full or incremental) into the ABS storage
+ * layout (abs-reference §4): for every namespace, partition scans split over `parallel`
+ * workers, records encoded to .asb, then [zstd], then [AES-CTR], split into files of
+ * `file-limit` MiB, written through the storage interface; metadata.yaml last.
+ *
+ * Nothing partial stays visible: on failure or cancel the run's timestamp folder is deleted;
+ * an empty incremental is deleted as well. The caller provides the cluster connection and the
+ * storage, and reads the progress counters from any thread while the run goes on.
+ */
+#ifndef ABS_JOBS_BACKUP_JOB_H
+#define ABS_JOBS_BACKUP_JOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aerospike/as_cluster.h"
+#include "config/cfg_model.h"
+#include "storage/storage.h"
+#include "util/err.h"
+
+enum backup_kind { BACKUP_FULL = 0, BACKUP_INCREMENTAL = 1 };
+
+/* Live counters (relaxed atomics; read them with __atomic_load_n). */
+struct backup_progress {
+    uint64_t records_estimate; /* total records expected (0 = unknown yet) */
+    uint64_t records_done;     /* records read from the cluster */
+    uint64_t records_written;  /* records encoded to files */
+    uint64_t bytes_written;    /* bytes handed to storage */
+    uint64_t files;
+};
+
+struct backup_spec {
+    const struct cfg *cfg;      /* snapshot the run uses (kept alive by the caller) */
+    const char *routine;
+    enum backup_kind kind;
+    int64_t start_ms;           /* scheduled start: the folder timestamp and metadata `created` */
+    int64_t modified_after_ms;  /* incremental lower bound, -1 = none */
+    int64_t modified_before_ms; /* sealed upper bound, -1 = none */
+};
+
+struct backup_outcome {
+    char folder[512];           /* "<routine>/backup/<TS>/" (deleted again when empty) */
+    unsigned namespaces;
+    uint64_t records;
+    uint64_t bytes;
+    bool empty;                 /* incremental without records: nothing kept */
+};
+
+int backup_run(const struct backup_spec *spec, struct as_cluster *cluster, struct stor *stor,
+               struct backup_progress *progress, const volatile bool *cancel,
+               struct backup_outcome *out, struct err *e);
+
+#endif

@@ -1,0 +1,379 @@
+/*
+ * jobs.c - the job manager (see jobs.h): a table of running backup jobs, one thread each.
+ *
+ * A job: open the routine's storage, connect to its cluster, compute the incremental bounds
+ * from the history, run backup_run(), then record the result in the history, apply
+ * retention after a successful full, count it in the metrics and report it to the scheduler.
+ */
+#include "jobs/jobs.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "config/cfg_schema.h"
+#include "jobs/backup_job.h"
+#include "jobs/backup_meta.h"
+#include "jobs/cluster_link.h"
+#include "storage/storage.h"
+#include "util/log.h"
+#include "util/strutil.h"
+
+struct job {
+    struct jobs *owner;
+    struct job *next;
+    char routine[256];
+    enum sched_backup_type type;
+    int64_t scheduled_ms;
+    int64_t started_ms;
+    struct cfg *snapshot;
+    struct backup_progress progress;
+    volatile bool cancel;
+};
+
+struct jobs {
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    struct job *running;
+    unsigned n_running;
+    struct sched *sched;
+    struct history_cache *history;
+    struct metrics *metrics;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static enum backup_kind kind_of(enum sched_backup_type t)
+{
+    return t == SCHED_FULL ? BACKUP_FULL : BACKUP_INCREMENTAL;
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+static void count_outcome(struct jobs *j, const struct job *job, const char *outcome, int64_t duration_ms)
+{
+    static const char *const event_labels[] = {"routine", "type", "outcome", NULL};
+    static const char *const routine_labels[] = {"routine", "type", NULL};
+    if (!j->metrics)
+        return;
+    const char *type = sched_type_name(job->type);
+    const char *values[] = {job->routine, type, outcome};
+    metrics_inc(metrics_counter(j->metrics, "backup_events_total",
+                                "Backup jobs by routine, type and outcome.", event_labels), values);
+    if (strcmp(outcome, "success") != 0)
+        return;
+    metrics_set(metrics_gauge(j->metrics, "last_successful_backup_timestamp",
+                              "Epoch seconds of the last successful backup.", routine_labels),
+                values, (double)wall_ms() / 1000.0);
+    metrics_observe(metrics_histogram(j->metrics, "backup_duration_seconds", "Duration of backup jobs.",
+                                      routine_labels, NULL, 0),
+                    values, (double)duration_ms / 1000.0);
+}
+
+/* ---- one job -------------------------------------------------------------------------------- */
+
+static int open_targets(struct job *job, const struct cfg_routine *rt, struct stor **stor,
+                        struct as_cluster **cluster, struct err *e)
+{
+    const struct cfg_storage *sc = cfg_map_get(&job->snapshot->storage, rt->storage);
+    const struct cfg_cluster *cc = cfg_map_get(&job->snapshot->clusters, rt->source_cluster);
+    if (!sc || !cc)
+        return err_set(e, ERR_INVALID, "routine %s: storage or cluster missing", job->routine);
+    if (stor_open(sc, stor, e))
+        return e->code;
+    return job_cluster_connect(rt->source_cluster, cc, cluster, e);
+}
+
+static void after_success(struct jobs *j, struct job *job, const struct cfg_routine *rt, struct stor *stor)
+{
+    struct err e = {0};
+    if (history_cache_refresh(j->history, job->routine, stor, &e))
+        LOG_W("jobs", "routine %s: history not refreshed: %s", job->routine, e.msg);
+    if (job->type != SCHED_FULL)
+        return;
+    const struct cfg_policy *pol = cfg_map_get(&job->snapshot->policies, rt->backup_policy);
+    if (!pol || !pol->retention)
+        return;
+    int64_t keep_full = pol->retention->full.set ? pol->retention->full.v : -1;
+    int64_t keep_incr = pol->retention->incremental.set ? pol->retention->incremental.v : -1;
+    if (history_cache_apply_retention(j->history, job->routine, stor, keep_full, keep_incr, &e))
+        LOG_W("jobs", "routine %s: retention failed: %s", job->routine, e.msg);
+}
+
+static int run_job(struct jobs *j, struct job *job, struct err *e)
+{
+    const struct cfg_routine *rt = cfg_map_get(&job->snapshot->routines, job->routine);
+    if (!rt)
+        return err_set(e, ERR_NOT_FOUND, "routine %s not found", job->routine);
+    const struct cfg_policy *pol = cfg_map_get(&job->snapshot->policies, rt->backup_policy);
+    struct stor *stor = NULL;
+    struct as_cluster *cluster = NULL;
+    int rc = open_targets(job, rt, &stor, &cluster, e);
+    if (rc == 0) {
+        struct backup_spec spec = {
+            .cfg = job->snapshot,
+            .routine = job->routine,
+            .kind = kind_of(job->type),
+            .start_ms = job->scheduled_ms,
+            .modified_after_ms = -1,
+            .modified_before_ms = pol && pol->sealed.v ? job->scheduled_ms : -1,
+        };
+        if (job->type == SCHED_INCREMENTAL) {
+            int64_t full = history_cache_last_success(j->history, job->routine, SCHED_FULL);
+            int64_t incr = history_cache_last_success(j->history, job->routine, SCHED_INCREMENTAL);
+            spec.modified_after_ms = full > incr ? full : incr;
+            if (spec.modified_after_ms < 0)
+                rc = err_set(e, ERR_INVALID, "no full backup yet");
+        }
+        struct backup_outcome out;
+        if (rc == 0)
+            rc = backup_run(&spec, cluster, stor, &job->progress, &job->cancel, &out, e);
+        if (rc == 0) {
+            LOG_I("jobs", "routine %s: %s backup %s: %llu records, %llu bytes", job->routine,
+                  sched_type_name(job->type), out.empty ? "empty (removed)" : out.folder,
+                  (unsigned long long)out.records, (unsigned long long)out.bytes);
+            after_success(j, job, rt, stor);
+        }
+    }
+    as_cluster_free(cluster);
+    stor_close(stor);
+    return rc;
+}
+
+static void job_forget(struct jobs *j, struct job *job)
+{
+    pthread_mutex_lock(&j->lock);
+    for (struct job **p = &j->running; *p; p = &(*p)->next) {
+        if (*p == job) {
+            *p = job->next;
+            break;
+        }
+    }
+    j->n_running--;
+    pthread_cond_broadcast(&j->idle);
+    pthread_mutex_unlock(&j->lock);
+}
+
+static void *job_main(void *arg)
+{
+    struct job *job = arg;
+    struct jobs *j = job->owner;
+    struct err e = {0};
+    int rc = run_job(j, job, &e);
+    int64_t duration = wall_ms() - job->started_ms;
+    const char *outcome = rc == 0 ? "success" : (job->cancel ? "canceled" : "failure");
+    if (rc)
+        LOG_E("jobs", "routine %s: %s backup %s: %s", job->routine, sched_type_name(job->type), outcome, e.msg);
+    count_outcome(j, job, outcome, duration);
+    /* Leave the table before reporting, so the scheduler sees the routine idle. */
+    job_forget(j, job);
+    if (j->sched)
+        sched_report_result(j->sched, job->routine, job->type, rc == 0, duration);
+    cfg_release(job->snapshot);
+    free(job);
+    return NULL;
+}
+
+/* ---- runner interface ---------------------------------------------------------------------- */
+
+static int runner_start(void *ctx, struct cfg *snapshot, const char *routine, enum sched_backup_type type,
+                        int64_t scheduled_ms, struct err *e)
+{
+    struct jobs *j = ctx;
+    struct job *job = calloc(1, sizeof *job);
+    if (!job)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    job->owner = j;
+    str_printf(job->routine, sizeof job->routine, "%s", routine);
+    job->type = type;
+    job->scheduled_ms = scheduled_ms;
+    job->started_ms = wall_ms();
+    job->snapshot = cfg_retain(snapshot);
+    pthread_mutex_lock(&j->lock);
+    job->next = j->running;
+    j->running = job;
+    j->n_running++;
+    pthread_mutex_unlock(&j->lock);
+
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, job_main, job);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        job_forget(j, job);
+        cfg_release(job->snapshot);
+        free(job);
+        return err_set(e, ERR_INTERNAL, "cannot start a job thread");
+    }
+    LOG_I("jobs", "routine %s: %s backup started", routine, sched_type_name(type));
+    return 0;
+}
+
+static bool runner_is_running(void *ctx, const char *routine, enum sched_backup_type type)
+{
+    struct jobs *j = ctx;
+    bool found = false;
+    pthread_mutex_lock(&j->lock);
+    for (struct job *job = j->running; job && !found; job = job->next)
+        found = job->type == type && strcmp(job->routine, routine) == 0;
+    pthread_mutex_unlock(&j->lock);
+    return found;
+}
+
+void jobs_cancel_routine(struct jobs *j, const char *routine)
+{
+    pthread_mutex_lock(&j->lock);
+    for (struct job *job = j->running; job; job = job->next)
+        if (!routine || strcmp(job->routine, routine) == 0)
+            job->cancel = true;
+    pthread_mutex_unlock(&j->lock);
+}
+
+static void runner_cancel(void *ctx, const char *routine)
+{
+    jobs_cancel_routine(ctx, routine);
+}
+
+static int64_t history_last(void *ctx, const char *routine, enum sched_backup_type type)
+{
+    struct jobs *j = ctx;
+    return history_cache_last_success(j->history, routine, type);
+}
+
+struct sched_runner jobs_runner(struct jobs *j)
+{
+    return (struct sched_runner){j, runner_start, runner_is_running, runner_cancel};
+}
+
+struct sched_history jobs_history(struct jobs *j)
+{
+    return (struct sched_history){j, history_last};
+}
+
+/* ---- lifetime ------------------------------------------------------------------------------- */
+
+int jobs_new(struct history_cache *history, struct metrics *metrics, struct jobs **out, struct err *e)
+{
+    struct jobs *j = calloc(1, sizeof *j);
+    if (!j)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_cond_init(&j->idle, NULL);
+    j->history = history;
+    j->metrics = metrics;
+    *out = j;
+    return 0;
+}
+
+void jobs_set_scheduler(struct jobs *j, struct sched *s)
+{
+    j->sched = s;
+}
+
+void jobs_free(struct jobs *j)
+{
+    if (!j)
+        return;
+    jobs_cancel_routine(j, NULL);
+    pthread_mutex_lock(&j->lock);
+    j->sched = NULL;
+    while (j->n_running > 0)
+        pthread_cond_wait(&j->idle, &j->lock);
+    pthread_mutex_unlock(&j->lock);
+    pthread_cond_destroy(&j->idle);
+    pthread_mutex_destroy(&j->lock);
+    free(j);
+}
+
+unsigned jobs_running_count(struct jobs *j)
+{
+    pthread_mutex_lock(&j->lock);
+    unsigned n = j->n_running;
+    pthread_mutex_unlock(&j->lock);
+    return n;
+}
+
+void jobs_refresh_history(struct jobs *j, const struct cfg *snapshot)
+{
+    for (size_t i = 0; i < snapshot->routines.n; i++) {
+        const struct cfg_routine *rt = snapshot->routines.items[i];
+        const struct cfg_storage *sc = cfg_map_get(&snapshot->storage, rt->storage);
+        struct stor *stor = NULL;
+        struct err e = {0};
+        if (stor_open(sc, &stor, &e) || history_cache_refresh(j->history, snapshot->routines.names[i], stor, &e))
+            LOG_W("jobs", "routine %s: history not loaded: %s", snapshot->routines.names[i], e.msg);
+        stor_close(stor);
+    }
+}
+
+/* ---- RoutineState ------------------------------------------------------------------------ */
+
+static json_t *time_or_null(int64_t ms)
+{
+    if (ms < 0)
+        return json_null();
+    char buf[40];
+    meta_format_time(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *running_job_json(const struct job *job, int64_t now)
+{
+    uint64_t total = __atomic_load_n(&job->progress.records_estimate, __ATOMIC_RELAXED);
+    uint64_t done = __atomic_load_n(&job->progress.records_done, __ATOMIC_RELAXED);
+    uint64_t written = __atomic_load_n(&job->progress.records_written, __ATOMIC_RELAXED);
+    uint64_t bytes = __atomic_load_n(&job->progress.bytes_written, __ATOMIC_RELAXED);
+    int64_t elapsed = now - job->started_ms > 0 ? now - job->started_ms : 1;
+    int pct = total ? (int)(done * 100 / total) : 0;
+    if (pct > 100)
+        pct = 100;
+    json_t *o = json_object();
+    json_object_set_new(o, "total-records", json_integer((json_int_t)total));
+    json_object_set_new(o, "done-records", json_integer((json_int_t)done));
+    json_object_set_new(o, "start-time", time_or_null(job->started_ms));
+    json_object_set_new(o, "finish-time", json_null());
+    json_object_set_new(o, "percentage-done", json_integer(pct));
+    json_object_set_new(o, "estimated-end-time",
+                        pct >= 1 ? time_or_null(job->started_ms + elapsed * 100 / pct) : json_null());
+    json_t *m = json_object();
+    json_object_set_new(m, "records-per-second", json_integer((json_int_t)(done * 1000 / (uint64_t)elapsed)));
+    json_object_set_new(m, "kilobytes-per-second", json_integer((json_int_t)(bytes / (uint64_t)elapsed)));
+    json_object_set_new(m, "pipeline", json_integer((json_int_t)(done - written)));
+    json_object_set_new(o, "metrics", m);
+    return o;
+}
+
+json_t *jobs_routine_state(struct jobs *j, const char *routine)
+{
+    json_t *o = json_object();
+    int64_t now = wall_ms();
+    pthread_mutex_lock(&j->lock);
+    for (struct job *job = j->running; job; job = job->next)
+        if (strcmp(job->routine, routine) == 0)
+            json_object_set_new(o, job->type == SCHED_FULL ? "full" : "incremental", running_job_json(job, now));
+    pthread_mutex_unlock(&j->lock);
+    int64_t last_full = history_cache_last_success(j->history, routine, SCHED_FULL);
+    int64_t last_incr = history_cache_last_success(j->history, routine, SCHED_INCREMENTAL);
+    if (last_full >= 0)
+        json_object_set_new(o, "last-full", time_or_null(last_full));
+    if (last_incr >= 0)
+        json_object_set_new(o, "last-incremental", time_or_null(last_incr));
+    if (j->sched) {
+        int64_t next_full = sched_next_fire(j->sched, routine, SCHED_FULL);
+        int64_t next_incr = sched_next_fire(j->sched, routine, SCHED_INCREMENTAL);
+        if (next_full >= 0)
+            json_object_set_new(o, "next-full", time_or_null(next_full));
+        if (next_incr >= 0)
+            json_object_set_new(o, "next-incremental", time_or_null(next_incr));
+    }
+    return o;
+}

@@ -1,0 +1,43 @@
+/*
+ * jobs.h - the service's job manager: starts backup jobs (for the scheduler and the API),
+ * keeps the table of running jobs with their live progress, cancels them, and after each job
+ * updates the backup history and applies retention.
+ *
+ * It implements the scheduler's runner and history interfaces (sched/scheduler.h). Each job
+ * runs in its own thread with the configuration snapshot it started with.
+ */
+#ifndef ABS_JOBS_JOBS_H
+#define ABS_JOBS_JOBS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "jobs/history.h"
+#include "metrics/metrics.h"
+#include "sched/scheduler.h"
+#include "util/err.h"
+
+struct jobs;
+
+int jobs_new(struct history_cache *history, struct metrics *metrics, struct jobs **out, struct err *e);
+/* Cancels running jobs and waits for them to end. */
+void jobs_free(struct jobs *j);
+
+/* Where results are reported (set once the scheduler exists). */
+void jobs_set_scheduler(struct jobs *j, struct sched *s);
+struct sched_runner jobs_runner(struct jobs *j);
+struct sched_history jobs_history(struct jobs *j);
+
+/* Cancels the running jobs of a routine (partial data is deleted by the jobs). */
+void jobs_cancel_routine(struct jobs *j, const char *routine);
+/* Number of running jobs (all routines). */
+unsigned jobs_running_count(struct jobs *j);
+
+/* ABS dto.RoutineState of a routine: running jobs with progress, last and next times. */
+json_t *jobs_routine_state(struct jobs *j, const char *routine);
+
+/* Rebuilds the history of every routine of `snapshot` from storage (start-up, apply). */
+void jobs_refresh_history(struct jobs *j, const struct cfg *snapshot);
+
+#endif
