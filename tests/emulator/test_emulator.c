@@ -216,7 +216,7 @@ static int kill_leftovers(void **state)
         if (g_running[i] > 0) {
             kill(g_running[i], SIGKILL);
             waitpid(g_running[i], NULL, 0);
-            char cmd[128];
+            char cmd[320];
             snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dirs[i]);
             if (system(cmd) != 0)
                 fprintf(stderr, "could not remove %s\n", g_dirs[i]);
