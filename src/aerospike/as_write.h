@@ -13,7 +13,8 @@
  * RESPOND_ALL_OPS (as asrestore does).
  *
  * Results: every item gets the server's result code (0, 2, 3, 5, ...) or -1 when no answer
- * could be obtained. Items answered 9 TIMEOUT, 14 KEY_BUSY, 18 DEVICE_OVERLOAD, 11, 152 or
+ * could be obtained; a namespace missing from the cluster's partition map is answered 20
+ * (NAMESPACE) without a request. Items answered 9 TIMEOUT, 14 KEY_BUSY, 18 DEVICE_OVERLOAD, 11, 152 or
  * not answered because of a network failure/timeout are retried with exponential backoff
  * until max_retries / the total timeout.
  *

@@ -434,6 +434,49 @@ static void test_scan_decode_bad(void **state)
     as_buf_free(&b);
 }
 
+/* Random corruption of a captured reply chunk: every message either decodes or is rejected,
+ * never a crash or an over-read (ASan builds check the latter). */
+static void test_scan_decode_mutations(void **state)
+{
+    (void)state;
+    struct capture c;
+    capture_load(&c, "b-backup-full-p1.scan.jsonl");
+    const struct cap_msg *m = NULL;
+    for (size_t i = 0; i < c.n; i++)
+        if (!c.m[i].c2s && (!m || c.m[i].len > m->len))
+            m = &c.m[i];
+    size_t len = m->len - 8;
+    struct as_bin *bins = calloc(65536, sizeof *bins);
+    srand(12345);
+    size_t decoded = 0, rejected = 0;
+    for (int iter = 0; iter < 200; iter++) {
+        size_t cut = iter % 4 == 0 ? (size_t)rand() % len : len;
+        uint8_t *b = malloc(cut ? cut : 1); /* exact size: ASan sees any over-read */
+        memcpy(b, m->bytes + 8, cut);
+        for (int k = 0; k < 6 && cut; k++)
+            b[(size_t)rand() % cut] = (uint8_t)rand();
+        size_t off = 0;
+        while (off < cut) {
+            struct as_msg_view v;
+            struct err e;
+            if (as_msg_parse(b + off, cut - off, &v, &e) != 0) {
+                rejected++;
+                break;
+            }
+            off += v.size;
+            struct as_record r;
+            if (as_scan_decode_record(&v, &r, bins, &e) == 0)
+                decoded++;
+            else
+                rejected++;
+        }
+        free(b);
+    }
+    assert_true(decoded > 0 && rejected > 0);
+    free(bins);
+    capture_free(&c);
+}
+
 /* ---- writes --------------------------------------------------------------------------------- */
 
 /* Record views rebuilt from a captured write (single message or batch row). */
@@ -1329,7 +1372,7 @@ static void test_replay_writes(void **state)
     }
     assert_int_equal(atomic_load(&r.requests), 1);
     replay_stop(&r, cl);
-    capture_free(&c);
+    struct capture f1 = c; /* the rebuilt records point into it */
 
     /* single writes: CREATE_ONLY on an existing record -> 5 and GEN_GT refused -> 3 are final */
     capture_load(&c, "g-errors.jsonl");
@@ -1354,7 +1397,22 @@ static void test_replay_writes(void **state)
     assert_int_equal(it.result, AS_ERR_GENERATION);
     assert_int_equal(it.attempts, 1);
     replay_stop(&r, cl);
+    /* KEY_BUSY (14) is retried with backoff, then reported */
+    struct cap_msg busy = { .type = AS_PROTO_MSG, .len = 30 };
+    uint8_t busy_bytes[30] = { 2, 3, 0, 0, 0, 0, 0, 22, 22, 0, 0, 0, 0, AS_ERR_KEY_BUSY };
+    busy.bytes = busy_bytes;
+    const struct cap_msg *bp = &busy;
+    cl = replay_start(&r, &bp, 1);
+    pol.max_retries = 2;
+    pol.retry_sleep_ms = 5;
+    assert_int_equal(as_write_put(w, cl, &pol, &it, &e), ERR_UNAVAILABLE);
+    assert_int_equal(it.result, AS_ERR_KEY_BUSY);
+    assert_int_equal(it.attempts, 3);
+    assert_int_equal(atomic_load(&r.requests), 3);
+    assert_non_null(strstr(e.msg, "KEY_BUSY"));
+    replay_stop(&r, cl);
     capture_free(&c);
+    capture_free(&f1);
     as_writer_free(w);
     free(rb);
     free(items);
@@ -1369,6 +1427,7 @@ int main(void)
         cmocka_unit_test(test_scan_parts),
         cmocka_unit_test(test_scan_reply_decode),
         cmocka_unit_test(test_scan_decode_bad),
+        cmocka_unit_test(test_scan_decode_mutations),
         cmocka_unit_test(test_batch_write_matches_capture),
         cmocka_unit_test(test_write_encode_example),
         cmocka_unit_test(test_info_parsers),
