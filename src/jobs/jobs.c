@@ -147,7 +147,9 @@ static int run_job(struct jobs *j, struct job *job, struct err *e)
     return rc;
 }
 
-static void job_forget(struct jobs *j, struct job *job)
+/* Takes the job out of the table (the routine looks idle from now on); returns the scheduler
+ * to report to. The job still counts as running until job_done(). */
+static struct sched *job_unlist(struct jobs *j, struct job *job)
 {
     pthread_mutex_lock(&j->lock);
     for (struct job **p = &j->running; *p; p = &(*p)->next) {
@@ -156,6 +158,15 @@ static void job_forget(struct jobs *j, struct job *job)
             break;
         }
     }
+    struct sched *s = j->sched;
+    pthread_mutex_unlock(&j->lock);
+    return s;
+}
+
+/* Last touch of `j` by a job thread: jobs_free() may free it right after. */
+static void job_done(struct jobs *j)
+{
+    pthread_mutex_lock(&j->lock);
     j->n_running--;
     pthread_cond_broadcast(&j->idle);
     pthread_mutex_unlock(&j->lock);
@@ -172,12 +183,12 @@ static void *job_main(void *arg)
     if (rc)
         LOG_E("jobs", "routine %s: %s backup %s: %s", job->routine, sched_type_name(job->type), outcome, e.msg);
     count_outcome(j, job, outcome, duration);
-    /* Leave the table before reporting, so the scheduler sees the routine idle. */
-    job_forget(j, job);
-    if (j->sched)
-        sched_report_result(j->sched, job->routine, job->type, rc == 0, duration);
+    struct sched *s = job_unlist(j, job);
+    if (s)
+        sched_report_result(s, job->routine, job->type, rc == 0, duration);
     cfg_release(job->snapshot);
     free(job);
+    job_done(j);
     return NULL;
 }
 
@@ -209,7 +220,8 @@ static int runner_start(void *ctx, struct cfg *snapshot, const char *routine, en
     int rc = pthread_create(&t, &attr, job_main, job);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        job_forget(j, job);
+        job_unlist(j, job);
+        job_done(j);
         cfg_release(job->snapshot);
         free(job);
         return err_set(e, ERR_INTERNAL, "cannot start a job thread");
