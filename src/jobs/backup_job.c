@@ -31,6 +31,7 @@
 #include "jobs/backup_meta.h"
 #include "util/log.h"
 #include "util/strutil.h"
+#include "util/throttle.h"
 
 /* Scanned records go to the encoder without copying: the two views have the same layout. */
 _Static_assert(sizeof(struct as_record) == sizeof(struct asb_record), "record view layout");
@@ -69,6 +70,7 @@ struct ns_run {
     struct as_scan_policy scan;
     struct as_buf filter;
 
+    struct throttle bandwidth; /* policy bandwidth (MiB/s) over the encoded bytes */
     uint32_t file_seq; /* shared file counter n of <worker>_<ns>_<n>.asb */
     uint64_t records;
     uint64_t bytes;
@@ -200,8 +202,10 @@ static int on_record(void *ctx, const struct as_record *rec, struct err *e)
         if (file_open(r, &w->file, prefix, false, e))
             return e->code;
     }
+    uint64_t before = w->file.aw.bytes;
     if (asb_writer_record(&w->file.aw, (const struct asb_record *)rec, e))
         return e->code ? e->code : ERR_IO;
+    throttle_take(&r->bandwidth, w->file.aw.bytes - before, &r->stop);
     ATOMIC_ADD(&r->records, 1);
     ATOMIC_ADD(&r->progress->records_done, 1);
     ATOMIC_ADD(&r->progress->records_written, 1);
@@ -221,9 +225,14 @@ static void *worker_main(void *arg)
     p.n_nodes = w->n_nodes;
     p.cancel = &r->stop;
     struct as_scan_stats stats = {0};
+    struct slots *slots = r->spec->scan_slots;
+    if (slots && !slots_acquire(slots, &r->stop))
+        return NULL; /* stopping before this worker got a scan slot */
     int rc = as_scanner_new(&scanner, &e);
     if (rc == 0)
         rc = as_scan_run(scanner, r->cluster, &p, &w->parts, on_record, w, &stats, &e);
+    if (slots)
+        slots_release(slots);
     if (rc == 0)
         rc = file_commit(r, &w->file, &e);
     else
@@ -606,6 +615,7 @@ static int backup_namespace(const struct backup_spec *spec, struct as_cluster *c
         .ns = ns,
     };
     pthread_mutex_init(&r.err_lock, NULL);
+    throttle_init(&r.bandwidth, r.pol && r.pol->bandwidth.set ? (uint64_t)r.pol->bandwidth.v * 1024 * 1024 : 0);
     str_printf(r.folder, sizeof r.folder, "%sdata/%s/", base, ns);
     struct io_aes_key key;
     int rc = configure_run(&r, &key, e);
@@ -627,6 +637,7 @@ static int backup_namespace(const struct backup_spec *spec, struct as_cluster *c
         as_buf_free(&r.filter);
     memset(&key, 0, sizeof key);
     pthread_mutex_destroy(&r.err_lock);
+    throttle_destroy(&r.bandwidth);
     if (rc)
         err_prefix(e, "namespace %s", ns);
     return rc;

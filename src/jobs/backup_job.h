@@ -18,6 +18,7 @@
 #include "config/cfg_model.h"
 #include "storage/storage.h"
 #include "util/err.h"
+#include "util/slots.h"
 
 enum backup_kind { BACKUP_FULL = 0, BACKUP_INCREMENTAL = 1 };
 
@@ -37,6 +38,7 @@ struct backup_spec {
     int64_t start_ms;           /* scheduled start: the folder timestamp and metadata `created` */
     int64_t modified_after_ms;  /* incremental lower bound, -1 = none */
     int64_t modified_before_ms; /* sealed upper bound, -1 = none */
+    struct slots *scan_slots;   /* the cluster's max-parallel-scans, shared by jobs; NULL = none */
 };
 
 struct backup_outcome {

@@ -33,8 +33,16 @@ struct job {
     volatile bool cancel;
 };
 
+/* max-parallel-scans of one cluster, shared by every job on it. */
+struct cluster_slots {
+    struct cluster_slots *next;
+    char name[256];
+    struct slots slots;
+};
+
 struct jobs {
     pthread_mutex_t lock;
+    struct cluster_slots *slots;
     pthread_cond_t idle;
     struct job *running;
     unsigned n_running;
@@ -107,6 +115,29 @@ static void after_success(struct jobs *j, struct job *job, const struct cfg_rout
         LOG_W("jobs", "routine %s: retention failed: %s", job->routine, e.msg);
 }
 
+/* The scan slots of a cluster (created on first use, capacity kept up to date). */
+static struct slots *cluster_slots_for(struct jobs *j, const char *name, const struct cfg_cluster *cc)
+{
+    int capacity = cc && cc->max_parallel_scans.set ? (int)cc->max_parallel_scans.v : 0;
+    pthread_mutex_lock(&j->lock);
+    struct cluster_slots *cs = j->slots;
+    while (cs && strcmp(cs->name, name) != 0)
+        cs = cs->next;
+    if (!cs && (cs = calloc(1, sizeof *cs)) != NULL) {
+        str_printf(cs->name, sizeof cs->name, "%s", name);
+        slots_init(&cs->slots, capacity);
+        cs->next = j->slots;
+        j->slots = cs;
+    }
+    if (cs) {
+        pthread_mutex_lock(&cs->slots.lock);
+        cs->slots.capacity = capacity;
+        pthread_mutex_unlock(&cs->slots.lock);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return cs ? &cs->slots : NULL;
+}
+
 static int run_job(struct jobs *j, struct job *job, struct err *e)
 {
     const struct cfg_routine *rt = cfg_map_get(&job->snapshot->routines, job->routine);
@@ -124,6 +155,8 @@ static int run_job(struct jobs *j, struct job *job, struct err *e)
             .start_ms = job->scheduled_ms,
             .modified_after_ms = -1,
             .modified_before_ms = pol && pol->sealed.v ? job->scheduled_ms : -1,
+            .scan_slots = cluster_slots_for(j, rt->source_cluster,
+                                            cfg_map_get(&job->snapshot->clusters, rt->source_cluster)),
         };
         if (job->type == SCHED_INCREMENTAL) {
             int64_t full = history_cache_last_success(j->history, job->routine, SCHED_FULL);
@@ -301,6 +334,12 @@ void jobs_free(struct jobs *j)
     while (j->n_running > 0)
         pthread_cond_wait(&j->idle, &j->lock);
     pthread_mutex_unlock(&j->lock);
+    while (j->slots) {
+        struct cluster_slots *next = j->slots->next;
+        slots_destroy(&j->slots->slots);
+        free(j->slots);
+        j->slots = next;
+    }
     pthread_cond_destroy(&j->idle);
     pthread_mutex_destroy(&j->lock);
     free(j);
