@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "jobs/history.h"
 #include "jobs/jobs.h"
+#include "jobs/restores.h"
 #include "metrics/metrics.h"
 #include "sched/scheduler.h"
 #include "util/log.h"
@@ -110,6 +111,7 @@ struct service {
     struct history_cache *history;
     struct jobs *jobs;
     struct sched *sched;
+    struct restores *restores;
 };
 
 /* Config change listener: logger settings and schedules apply at once, the backup history is
@@ -127,7 +129,8 @@ static void on_config_change(void *ctx, struct cfg *snapshot)
 
 static int start_backups(struct service *svc, struct err *e)
 {
-    if (history_cache_new(&svc->history, e) || jobs_new(svc->history, svc->metrics, &svc->jobs, e))
+    if (history_cache_new(&svc->history, e) || jobs_new(svc->history, svc->metrics, &svc->jobs, e) ||
+        restores_new(svc->store, &svc->restores, e))
         return e->code;
     struct sched_runner runner = jobs_runner(svc->jobs);
     struct sched_history history = jobs_history(svc->jobs);
@@ -146,6 +149,7 @@ static void stop_backups(struct service *svc)
     if (svc->sched)
         sched_stop(svc->sched);
     jobs_free(svc->jobs); /* cancels running jobs and waits for them */
+    restores_free(svc->restores);
     sched_free(svc->sched);
     history_cache_free(svc->history);
 }
@@ -169,7 +173,7 @@ static int run(struct cfg_store *store)
         return 1;
     }
     struct api_deps deps = {.store = store, .metrics = svc.metrics, .sched = svc.sched, .jobs = svc.jobs,
-                            .history = svc.history};
+                            .history = svc.history, .restores = svc.restores};
     struct api_server *server = NULL;
     if (api_start(&deps, &server, &e)) {
         LOG_E("main", "cannot start HTTP server: %s", e.msg);

@@ -808,14 +808,15 @@ int as_info_node_value(struct as_node *n, const char *cmd, char **value, size_t 
     const char *v = NULL;
     size_t vl = 0;
     if (!rc) {
-        /* the echo is the command text up to its '\n' */
-        char name[512];
-        size_t cl = strcspn(cmd, "\n");
-        span_copy(name, sizeof name, cmd, cl);
-        if (!as_info_reply_value(&reply, name, &v, &vl))
+        /* the echo is the whole command text up to its '\n' (udf-put commands are long) */
+        char *name = strndup(cmd, strcspn(cmd, "\n"));
+        if (!name)
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+        else if (!as_info_reply_value(&reply, name, &v, &vl))
             rc = err_set(e, ERR_INVALID, "node %s: no reply line for '%.60s'", as_node_name(n), name);
         else
             rc = as_info_check(as_node_name(n), name, v, vl, NULL, e);
+        free(name);
     }
     if (!rc) {
         *value = strndup(v, vl);

@@ -75,6 +75,7 @@ static const api_group_fn api_groups[] = {
     api_system_routes,
     api_config_routes,
     api_backups_routes,
+    api_restore_routes,
 };
 
 static int64_t api_now_ns(void)
@@ -95,6 +96,23 @@ const char *api_query(const struct api_request *req, const char *key)
 {
     return req->conn_ ? MHD_lookup_connection_value(req->conn_, MHD_GET_ARGUMENT_KIND, key)
                       : NULL;
+}
+
+bool api_query_i64(struct api_request *req, struct api_response *res, const char *key, int64_t *out)
+{
+    const char *v = api_query(req, key);
+    *out = -1;
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || errno || n < 0) {
+        api_reply_error(res, 400, "invalid query param %s: must be a non-negative integer", key);
+        return false;
+    }
+    *out = n;
+    return true;
 }
 
 const char *api_header(const struct api_request *req, const char *name)

@@ -20,6 +20,7 @@ struct metrics;
 struct sched;
 struct jobs;
 struct history_cache;
+struct restores;
 
 struct api_deps {
     struct cfg_store *store;
@@ -27,6 +28,7 @@ struct api_deps {
     struct sched *sched;     /* backup triggers; NULL: backup routes answer 503 */
     struct jobs *jobs;       /* running jobs, cancel, progress */
     struct history_cache *history; /* backup listing */
+    struct restores *restores;     /* restore jobs; NULL: restore routes answer 503 */
 };
 
 struct api_server;

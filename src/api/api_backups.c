@@ -2,9 +2,7 @@
  * api_backups.c - backup routes (abs-reference §1.2 "Backups"): on-demand triggers, cancel,
  * current state of a routine, and the listing of full and incremental backups.
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "api/api_internal.h"
@@ -14,24 +12,6 @@
 #include "sched/scheduler.h"
 
 enum { ARG_FULL = SCHED_FULL, ARG_INCREMENTAL = SCHED_INCREMENTAL };
-
-/* Parses an optional non-negative int64 query parameter; false after replying 400. */
-static bool query_i64(struct api_request *req, struct api_response *res, const char *key, int64_t *out)
-{
-    const char *v = api_query(req, key);
-    *out = -1;
-    if (!v)
-        return true;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < 0) {
-        api_reply_error(res, 400, "invalid query param %s: must be a non-negative integer", key);
-        return false;
-    }
-    *out = n;
-    return true;
-}
 
 /* The {name} routine of the current configuration; NULL after replying 404/400. */
 static const char *routine_param(struct api_request *req, struct api_response *res)
@@ -63,7 +43,7 @@ static bool backups_ready(struct api_request *req, struct api_response *res)
 static void api_backup_trigger(struct api_request *req, struct api_response *res)
 {
     int64_t delay;
-    if (!backups_ready(req, res) || !query_i64(req, res, "delay", &delay))
+    if (!backups_ready(req, res) || !api_query_i64(req, res, "delay", &delay))
         return;
     const char *name = routine_param(req, res);
     if (!name)
@@ -99,7 +79,7 @@ static void api_backup_current(struct api_request *req, struct api_response *res
 static void api_backup_list(struct api_request *req, struct api_response *res)
 {
     int64_t from, to;
-    if (!backups_ready(req, res) || !query_i64(req, res, "from", &from) || !query_i64(req, res, "to", &to))
+    if (!backups_ready(req, res) || !api_query_i64(req, res, "from", &from) || !api_query_i64(req, res, "to", &to))
         return;
     if (from >= 0 && to >= 0 && from > to) {
         api_reply_error(res, 400, "invalid query params: from is after to");

@@ -69,6 +69,7 @@ struct api_response {
 const struct api_route *api_system_routes(size_t *n);
 const struct api_route *api_config_routes(size_t *n);
 const struct api_route *api_backups_routes(size_t *n);
+const struct api_route *api_restore_routes(size_t *n);
 
 /* ---- request accessors (api.c) ------------------------------------------------------ */
 
@@ -76,6 +77,9 @@ const struct api_route *api_backups_routes(size_t *n);
 const char *api_param(const struct api_request *req, const char *name);
 /* URL-decoded query argument, or NULL. */
 const char *api_query(const struct api_request *req, const char *key);
+/* Optional non-negative int64 query argument: *out = -1 when absent; false after replying 400
+ * ("invalid query param <key>: ..."). */
+bool api_query_i64(struct api_request *req, struct api_response *res, const char *key, int64_t *out);
 /* Request header (case-insensitive name), or NULL. */
 const char *api_header(const struct api_request *req, const char *name);
 

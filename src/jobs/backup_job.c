@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 
 #include "aerospike/as_exp.h"
 #include "aerospike/as_info.h"
@@ -29,6 +28,7 @@
 #include "config/cfg_validate.h"
 #include "io/io.h"
 #include "jobs/backup_meta.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/strutil.h"
 #include "util/throttle.h"
@@ -563,18 +563,11 @@ static int scan_namespace(struct ns_run *r, struct err *e)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static int write_meta(struct ns_run *r, struct err *e)
 {
     struct backup_meta m = {
         .created_ms = r->spec->start_ms,
-        .finished_ms = now_ms(),
+        .finished_ms = clock_now_ms(),
         .from_ms = r->spec->kind == BACKUP_INCREMENTAL && r->spec->modified_after_ms >= 0
                        ? r->spec->modified_after_ms : META_ZERO_TIME_MS,
         .record_count = r->records,

@@ -11,13 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "config/cfg_schema.h"
 #include "jobs/backup_job.h"
 #include "jobs/backup_meta.h"
 #include "jobs/cluster_link.h"
 #include "storage/storage.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/strutil.h"
 
@@ -51,13 +51,6 @@ struct jobs {
     struct metrics *metrics;
 };
 
-static int64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static enum backup_kind kind_of(enum sched_backup_type t)
 {
     return t == SCHED_FULL ? BACKUP_FULL : BACKUP_INCREMENTAL;
@@ -79,7 +72,7 @@ static void count_outcome(struct jobs *j, const struct job *job, const char *out
         return;
     metrics_set(metrics_gauge(j->metrics, "last_successful_backup_timestamp",
                               "Epoch seconds of the last successful backup.", routine_labels),
-                values, (double)wall_ms() / 1000.0);
+                values, (double)clock_now_ms() / 1000.0);
     metrics_observe(metrics_histogram(j->metrics, "backup_duration_seconds", "Duration of backup jobs.",
                                       routine_labels, NULL, 0),
                     values, (double)duration_ms / 1000.0);
@@ -211,7 +204,7 @@ static void *job_main(void *arg)
     struct jobs *j = job->owner;
     struct err e = {0};
     int rc = run_job(j, job, &e);
-    int64_t duration = wall_ms() - job->started_ms;
+    int64_t duration = clock_now_ms() - job->started_ms;
     const char *outcome = rc == 0 ? "success" : (job->cancel ? "canceled" : "failure");
     if (rc)
         LOG_E("jobs", "routine %s: %s backup %s: %s", job->routine, sched_type_name(job->type), outcome, e.msg);
@@ -238,7 +231,7 @@ static int runner_start(void *ctx, struct cfg *snapshot, const char *routine, en
     str_printf(job->routine, sizeof job->routine, "%s", routine);
     job->type = type;
     job->scheduled_ms = scheduled_ms;
-    job->started_ms = wall_ms();
+    job->started_ms = clock_now_ms();
     job->snapshot = cfg_retain(snapshot);
     pthread_mutex_lock(&j->lock);
     job->next = j->running;
@@ -406,7 +399,7 @@ static json_t *running_job_json(const struct job *job, int64_t now)
 json_t *jobs_routine_state(struct jobs *j, const char *routine)
 {
     json_t *o = json_object();
-    int64_t now = wall_ms();
+    int64_t now = clock_now_ms();
     pthread_mutex_lock(&j->lock);
     for (struct job *job = j->running; job; job = job->next)
         if (strcmp(job->routine, routine) == 0)

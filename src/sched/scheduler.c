@@ -24,6 +24,7 @@
 #include "config/cfg_model.h"
 #include "sched/cron.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 #define MOD "scheduler"
 
@@ -89,16 +90,9 @@ const char *sched_skip_reason_name(enum sched_skip_reason reason)
     }
 }
 
-static int64_t real_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t now_ms(struct sched *s)
 {
-    return s->clock.now_ms ? s->clock.now_ms(s->clock.ctx) : real_now_ms();
+    return s->clock.now_ms ? s->clock.now_ms(s->clock.ctx) : clock_now_ms();
 }
 
 static bool str_eq(const char *a, const char *b)

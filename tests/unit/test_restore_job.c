@@ -1,0 +1,787 @@
+/*
+ * test_restore_job.c - the restore engine: the RestorePolicy decoder, the timestamp folder
+ * selection on a fake layout, and live restores into the protocol emulator (started as a
+ * child process on loopback; skipped when the binary is missing) from golden asbackup files
+ * (plain, zstd+AES-256) with metadata.yaml: counters, indexes, UDFs, unique / replace /
+ * generation policies, namespace remap, set filter, expired records, a corrupt file (file +
+ * offset in the error) and cancellation.
+ *
+ * The emulator binary is found through $ABS_EMULATOR or at <test dir>/emulator/aerospike-emulator.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "aerospike/as_cluster.h"
+#include "aerospike/as_info.h"
+#include "jobs/backup_meta.h"
+#include "jobs/restore_job.h"
+#include "storage/storage.h"
+
+#define ASB_DIR TEST_DATA_DIR "/asb"
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static char g_dir[64];
+static struct stor *g_stor;
+
+static int open_storage(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/rst-test-XXXXXX");
+    if (!mkdtemp(g_dir))
+        return -1;
+    struct cfg_local_storage l = {.path = g_dir};
+    struct cfg_storage c = {.local = &l};
+    struct err e;
+    return stor_open(&c, &g_stor, &e);
+}
+
+static void rm_tree(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void put_bytes(const char *key, const void *data, size_t len)
+{
+    struct err e;
+    if (stor_put(g_stor, key, data, len, &e))
+        fail_msg("put %s: %s", key, e.msg);
+}
+
+static void put_file(const char *key, const char *path)
+{
+    size_t len;
+    void *d = slurp(path, &len);
+    put_bytes(key, d, len);
+    free(d);
+}
+
+static void put_meta(const char *folder, const char *ns, int64_t created, uint64_t records, const char *compression,
+                     const char *encryption)
+{
+    struct backup_meta m = {.created_ms = created, .finished_ms = created + 1000, .from_ms = META_ZERO_TIME_MS,
+                            .record_count = records, .file_count = 1};
+    snprintf(m.namespace_, sizeof m.namespace_, "%s", ns);
+    snprintf(m.compression, sizeof m.compression, "%s", compression);
+    snprintf(m.encryption, sizeof m.encryption, "%s", encryption);
+    char *text;
+    struct err e;
+    assert_int_equal(meta_render(&m, &text, &e), 0);
+    char key[512];
+    snprintf(key, sizeof key, "%s/metadata.yaml", folder);
+    put_bytes(key, text, strlen(text));
+    free(text);
+}
+
+/* ---- policy decoder ------------------------------------------------------------------------ */
+
+static int decode(const char *json, bool ts, struct restore_policy *p, struct err *e)
+{
+    json_error_t je;
+    json_t *j = json_loads(json, 0, &je);
+    if (!j)
+        fail_msg("bad test json %s: %s", json, je.text);
+    int rc = restore_policy_from_json(j, ts, p, e);
+    json_decref(j);
+    return rc;
+}
+
+static void test_policy_defaults(void **state)
+{
+    (void)state;
+    struct restore_policy p;
+    struct err e;
+    assert_int_equal(restore_policy_from_json(NULL, false, &p, &e), 0);
+    assert_int_equal(p.parallel, 8);
+    assert_int_equal(p.batch_size, 128);
+    assert_int_equal(p.max_async_batches, 128);
+    assert_int_equal(p.socket_timeout_ms, 600000);
+    assert_int_equal(p.retry_base_ms, 2000);
+    assert_int_equal(p.retry_max, 5);
+    assert_false(p.replace || p.unique || p.no_generation || p.has_encryption || p.has_compression);
+    assert_string_equal(p.encryption_mode, "NONE");
+    restore_policy_free(&p);
+    assert_int_equal(decode("{}", false, &p, &e), 0);
+    restore_policy_free(&p);
+}
+
+static void test_policy_full(void **state)
+{
+    (void)state;
+    struct restore_policy p;
+    struct err e;
+    int rc = decode("{\"parallel\":3,\"no-records\":false,\"no-indexes\":true,\"no-udfs\":true,"
+                    "\"no-generation\":true,\"replace\":true,\"extra-ttl\":60,\"batch-size\":10,"
+                    "\"max-async-batches\":4,\"disable-batch-writes\":true,\"tps\":100,\"bandwidth\":8,"
+                    "\"namespace\":{\"source\":\"a\",\"destination\":\"b\"},\"set-list\":[\"s1\",\"s2\"],"
+                    "\"bin-list\":[\"x\"],\"socket-timeout\":1000,\"total-timeout\":2000,"
+                    "\"retry-policy\":{\"base-timeout\":10,\"max-retries\":2,\"multiplier\":1.5},"
+                    "\"encryption\":{\"mode\":\"AES128\",\"key-file\":\"/k.pem\"},"
+                    "\"compression\":{\"mode\":\"ZSTD\",\"level\":3},\"unique\":null}",
+                    false, &p, &e);
+    if (rc)
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.parallel, 3);
+    assert_true(p.no_indexes && p.no_udfs && p.no_generation && p.replace && p.disable_batch_writes);
+    assert_int_equal(p.extra_ttl, 60);
+    assert_int_equal(p.batch_size, 10);
+    assert_int_equal(p.tps, 100);
+    assert_string_equal(p.ns_source, "a");
+    assert_string_equal(p.ns_destination, "b");
+    assert_int_equal(p.n_set_list, 2);
+    assert_string_equal(p.set_list[1], "s2");
+    assert_int_equal(p.n_bin_list, 1);
+    assert_int_equal(p.total_timeout_ms, 2000);
+    assert_int_equal(p.retry_max, 2);
+    assert_true(p.has_encryption && p.has_compression);
+    assert_string_equal(p.encryption_mode, "AES128");
+    assert_string_equal(p.key_file, "/k.pem");
+    assert_string_equal(p.compression_mode, "ZSTD");
+    restore_policy_free(&p);
+}
+
+static void expect_invalid(const char *json, bool ts, const char *msg)
+{
+    struct restore_policy p;
+    struct err e = {0};
+    int rc = decode(json, ts, &p, &e);
+    if (rc != ERR_INVALID)
+        fail_msg("%s: expected ERR_INVALID, got %d", json, rc);
+    if (!strstr(e.msg, msg))
+        fail_msg("%s: message \"%s\" lacks \"%s\"", json, e.msg, msg);
+    assert_null(p.set_list);
+    assert_null(p.ns_source);
+}
+
+static void test_policy_invalid(void **state)
+{
+    (void)state;
+    expect_invalid("{\"batch-size\":0}", false, "policy.batch-size: must be >= 1");
+    expect_invalid("{\"parallel\":0}", false, "policy.parallel: must be >= 1");
+    expect_invalid("{\"parallel\":\"4\"}", false, "policy.parallel: must be an integer");
+    expect_invalid("{\"parallel\":2.5}", false, "policy.parallel: must be an integer");
+    expect_invalid("{\"tps\":-1}", false, "policy.tps: must be >= 0");
+    expect_invalid("{\"replace\":1}", false, "policy.replace: must be a boolean");
+    expect_invalid("{\"replace\":true,\"unique\":true}", false, "replace and unique");
+    expect_invalid("{\"set-list\":[\"a\",\"b\"],\"wait-for-index\":true}", false, "policy.wait-for-index: unknown field");
+    expect_invalid("{\"set-list\":[\"a\",1]}", false, "policy.set-list[1]: must be a string");
+    expect_invalid("{\"bin-list\":\"a\"}", false, "policy.bin-list: must be an array");
+    expect_invalid("{\"namespace\":{\"source\":\"a\"}}", false, "policy.namespace.destination: required");
+    expect_invalid("{\"namespace\":{\"source\":\"a\",\"destination\":\"b\",\"x\":1}}", false,
+                   "policy.namespace.x: unknown field");
+    expect_invalid("{\"namespace\":{\"source\":\"\",\"destination\":\"b\"}}", false,
+                   "policy.namespace.source: must not be empty");
+    expect_invalid("{\"retry-policy\":{\"multiplier\":0.5}}", false, "policy.retry-policy.multiplier: must be >= 1");
+    expect_invalid("{\"retry-policy\":{\"base-timeout\":0}}", false, "policy.retry-policy.base-timeout: must be >= 1");
+    expect_invalid("{\"encryption\":{\"mode\":\"AES512\",\"key-file\":\"k\"}}", false,
+                   "policy.encryption.mode: invalid value");
+    expect_invalid("{\"encryption\":{\"mode\":\"AES256\"}}", false, "policy.encryption: mode AES256 needs");
+    expect_invalid("{\"encryption\":{\"mode\":\"AES256\",\"key-file\":\"a\",\"key-env\":\"B\"}}", false,
+                   "only one of");
+    expect_invalid("{\"compression\":{\"mode\":\"LZ4\"}}", false, "policy.compression.mode: invalid value");
+    expect_invalid("{\"compression\":{\"mode\":\"ZSTD\"}}", true, "policy.compression: unknown field");
+    expect_invalid("[1]", false, "policy: must be an object");
+}
+
+/* ---- timestamp selection --------------------------------------------------------------------- */
+
+static void test_timestamp_selection(void **state)
+{
+    (void)state;
+    assert_int_equal(open_storage(), 0);
+    /* namespace test: fulls at 1000 and 3000, incrementals 2000 (belongs to 1000), 4000, 5000, 7000 */
+    put_meta("r/backup/1000/data/test", "test", 1000, 10, "NONE", "NONE");
+    put_meta("r/backup/3000/data/test", "test", 3000, 30, "ZSTD", "AES256");
+    put_meta("r/incremental/2000/data/test", "test", 2000, 2, "NONE", "NONE");
+    put_meta("r/incremental/4000/data/test", "test", 4000, 4, "ZSTD", "NONE");
+    put_meta("r/incremental/5000/data/test", "test", 5000, 5, "NONE", "NONE");
+    put_meta("r/incremental/7000/data/test", "test", 7000, 7, "NONE", "NONE");
+    /* namespace bar: full only after the time; namespace aaa: full at 1000 */
+    put_meta("r/backup/6000/data/bar", "bar", 6000, 1, "NONE", "NONE");
+    put_meta("r/backup/1000/data/aaa", "aaa", 1000, 1, "NONE", "NONE");
+    put_bytes("r/backup/8000/data/test/0_test_1.asb", "x", 1); /* no metadata.yaml: not a backup */
+    put_bytes("other/backup/1000/data/test/metadata.yaml", "garbage", 7);
+
+    struct restore_chain *c;
+    size_t n;
+    struct err e;
+    if (restore_folders_for_timestamp(g_stor, "r", 5000, &c, &n, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(n, 2);
+    assert_string_equal(c[0].ns, "aaa");
+    assert_int_equal(c[0].n_folders, 1);
+    assert_string_equal(c[1].ns, "test");
+    assert_int_equal(c[1].n_folders, 3);
+    assert_string_equal(c[1].folders[0].path, "r/backup/3000/data/test");
+    assert_false(c[1].folders[0].incremental);
+    assert_true(c[1].folders[0].zstd);
+    assert_int_equal(c[1].folders[0].aes_bits, 256);
+    assert_int_equal(c[1].folders[0].records, 30);
+    assert_string_equal(c[1].folders[1].path, "r/incremental/4000/data/test");
+    assert_true(c[1].folders[1].incremental && c[1].folders[1].zstd);
+    assert_string_equal(c[1].folders[2].path, "r/incremental/5000/data/test");
+    restore_chains_free(c, n);
+
+    /* between the two fulls: the older full and its incremental */
+    assert_int_equal(restore_folders_for_timestamp(g_stor, "r", 2500, &c, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(c[1].n_folders, 2);
+    assert_string_equal(c[1].folders[0].path, "r/backup/1000/data/test");
+    assert_string_equal(c[1].folders[1].path, "r/incremental/2000/data/test");
+    restore_chains_free(c, n);
+
+    /* late: bar joins, test gets every later incremental */
+    assert_int_equal(restore_folders_for_timestamp(g_stor, "r", 9000, &c, &n, &e), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(c[1].ns, "bar");
+    assert_int_equal(c[2].n_folders, 4);
+    restore_chains_free(c, n);
+
+    assert_int_equal(restore_folders_for_timestamp(g_stor, "r", 999, &c, &n, &e), ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, "no full backup"));
+    assert_int_equal(restore_folders_for_timestamp(g_stor, "nope", 5000, &c, &n, &e), ERR_NOT_FOUND);
+    assert_int_equal(restore_folders_for_timestamp(g_stor, "other", 5000, &c, &n, &e), ERR_NOT_FOUND);
+    assert_int_equal(restore_folders_for_timestamp(g_stor, "..", 5000, &c, &n, &e), ERR_INVALID);
+
+    /* folder load: compression from the metadata unless the policy says; bad paths refused */
+    struct restore_folder f;
+    assert_int_equal(restore_folder_load(g_stor, "r/backup/3000/data/test/", NULL, &f, &e), 0);
+    assert_string_equal(f.path, "r/backup/3000/data/test");
+    assert_true(f.zstd);
+    assert_int_equal(f.aes_bits, 256);
+    assert_int_equal(f.records, 30);
+    restore_folder_free(&f);
+    struct restore_policy p;
+    assert_int_equal(decode("{\"compression\":{\"mode\":\"NONE\"}}", false, &p, &e), 0);
+    assert_int_equal(restore_folder_load(g_stor, "r/backup/3000/data/test", &p, &f, &e), 0);
+    assert_false(f.zstd);
+    restore_folder_free(&f);
+    restore_policy_free(&p);
+    assert_int_equal(restore_folder_load(g_stor, "r/backup/8000/data/test", NULL, &f, &e), 0); /* no yaml: ok */
+    assert_int_equal(f.records, 0);
+    restore_folder_free(&f);
+    assert_int_equal(restore_folder_load(g_stor, "../etc", NULL, &f, &e), ERR_INVALID);
+    assert_int_equal(restore_folder_load(g_stor, "/abs/path", NULL, &f, &e), ERR_INVALID);
+    assert_int_equal(restore_folder_load(g_stor, "other/backup/1000/data/test", NULL, &f, &e), ERR_INVALID);
+
+    stor_close(g_stor);
+    g_stor = NULL;
+    rm_tree(g_dir);
+}
+
+/* ---- emulator -------------------------------------------------------------------------------- */
+
+static pid_t g_emu = -1;
+static int g_port;
+static char g_port_file[128];
+static struct as_cluster *g_cluster;
+
+static bool find_emulator(char *out, size_t cap)
+{
+    const char *env = getenv("ABS_EMULATOR");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return access(out, X_OK) == 0;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return false;
+    self[n] = 0;
+    snprintf(out, cap, "%s/emulator/aerospike-emulator", dirname(self));
+    return access(out, X_OK) == 0;
+}
+
+static int start_emulator(void)
+{
+    char bin[PATH_MAX];
+    if (!find_emulator(bin, sizeof bin))
+        return -1;
+    snprintf(g_port_file, sizeof g_port_file, "/tmp/rst-live-%d.ports", (int)getpid());
+    unlink(g_port_file);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 1);
+        execl(bin, bin, "--port", "0", "--namespace", "test", "--namespace", "bar", "--namespace", "baz",
+              "--namespace", "qux", "--namespace", "ts", "--namespace", "ts2", "--port-file", g_port_file, (char *)NULL);
+        _exit(127);
+    }
+    g_emu = pid;
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(g_port_file, "r");
+        if (f) {
+            int k = fscanf(f, "%d", &g_port);
+            fclose(f);
+            if (k == 1)
+                return 0;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            g_emu = -1;
+            return -1;
+        }
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static int live_setup(void **state)
+{
+    (void)state;
+    if (open_storage() != 0)
+        return -1;
+    if (start_emulator() != 0)
+        return 0; /* live tests skip */
+    struct as_host h = {.name = "127.0.0.1", .port = (uint16_t)g_port};
+    struct as_cluster_config cfg = {.seeds = &h, .n_seeds = 1, .tend_interval_ms = 200, .connect_timeout_ms = 2000};
+    struct err e;
+    if (as_cluster_new(&cfg, &g_cluster, &e) != 0) {
+        fprintf(stderr, "cluster: %s\n", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int live_teardown(void **state)
+{
+    (void)state;
+    as_cluster_free(g_cluster);
+    g_cluster = NULL;
+    if (g_emu > 0) {
+        kill(g_emu, SIGTERM);
+        int st;
+        waitpid(g_emu, &st, 0);
+        g_emu = -1;
+    }
+    unlink(g_port_file);
+    stor_close(g_stor);
+    g_stor = NULL;
+    rm_tree(g_dir);
+    return 0;
+}
+
+#define NEED_EMULATOR()                                                 \
+    do {                                                                \
+        if (!g_cluster) {                                               \
+            fprintf(stderr, "aerospike-emulator not built: skipped\n"); \
+            skip();                                                     \
+        }                                                               \
+    } while (0)
+
+static uint64_t ns_objects(const char *ns)
+{
+    struct as_node *n = as_cluster_random_node(g_cluster);
+    assert_non_null(n);
+    struct as_ns_info info;
+    struct err e;
+    int rc = as_info_namespace(n, ns, &info, &e);
+    as_node_release(n);
+    if (rc)
+        fail_msg("namespace/%s: %s", ns, e.msg);
+    return info.objects;
+}
+
+static size_t sindex_count(const char *ns)
+{
+    struct as_node *n = as_cluster_random_node(g_cluster);
+    assert_non_null(n);
+    struct as_sindex_info *v;
+    size_t cnt;
+    struct err e;
+    int rc = as_info_sindex_list(n, ns, &v, &cnt, &e);
+    as_node_release(n);
+    if (rc)
+        fail_msg("sindex-list: %s", e.msg);
+    size_t in_ns = 0;
+    for (size_t i = 0; i < cnt; i++)
+        in_ns += strcmp(v[i].ns, ns) == 0;
+    as_sindex_list_free(v, cnt);
+    return in_ns;
+}
+
+static int run_folder(const char *path, const char *policy_json, struct restore_progress *p, struct err *e)
+{
+    struct restore_policy pol;
+    if (decode(policy_json ? policy_json : "{}", false, &pol, e))
+        fail_msg("policy: %s", e->msg);
+    struct restore_folder f;
+    if (restore_folder_load(g_stor, path, &pol, &f, e))
+        fail_msg("folder: %s", e->msg);
+    memset(p, 0, sizeof *p);
+    struct restore_spec spec = {.folders = &f, .n_folders = 1, .policy = &pol};
+    int rc = restore_run(&spec, g_cluster, g_stor, p, NULL, e);
+    restore_folder_free(&f);
+    restore_policy_free(&pol);
+    return rc;
+}
+
+static void check_sum(const struct restore_progress *p)
+{
+    assert_int_equal(p->read_records, p->inserted_records + p->fresher_records + p->existed_records +
+                                          p->ignored_records + p->skipped_records + p->expired_records);
+}
+
+static void test_live_plain(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    put_file("r/backup/1000/data/test/0_test_1.asb", ASB_DIR "/b-backup-full-p1/test_00000.asb");
+    put_meta("r/backup/1000/data/test", "test", 1000, 2000, "NONE", "NONE");
+    struct restore_progress p;
+    struct err e;
+    if (run_folder("r/backup/1000/data/test", "{\"parallel\":2}", &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.records_estimate, 2000);
+    assert_int_equal(p.read_records, 2000);
+    assert_int_equal(p.inserted_records, 2000);
+    assert_int_equal(p.ignored_records, 0);
+    assert_int_equal(p.errors_in_doubt, 0);
+    assert_int_equal(p.udf_count, 1);
+    assert_int_equal(p.index_count, 6);
+    size_t len;
+    free(slurp(ASB_DIR "/b-backup-full-p1/test_00000.asb", &len));
+    assert_int_equal(p.total_bytes, len);
+    check_sum(&p);
+    assert_int_equal(ns_objects("test"), 2000);
+    assert_int_equal(sindex_count("test"), 6);
+
+    /* the same again with single writes and no generation check: everything rewritten, the
+     * identical indexes are fine */
+    if (run_folder("r/backup/1000/data/test", "{\"disable-batch-writes\":true,\"no-generation\":true}", &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.inserted_records, 2000);
+    assert_int_equal(p.index_count, 6);
+    assert_int_equal(p.index_conflicts, 0);
+    assert_int_equal(ns_objects("test"), 2000);
+}
+
+static void test_live_policies(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    /* the hand-made dataset (generations 1..65535; 1025 records with generation 1) into bar */
+    put_file("d/backup/1000/data/test/0_test_1.asb", ASB_DIR "/dataset.asb");
+    const char *remap = "\"namespace\":{\"source\":\"test\",\"destination\":\"bar\"}";
+    char pol[256];
+    struct restore_progress p;
+    struct err e;
+    snprintf(pol, sizeof pol, "{%s,\"no-indexes\":true,\"batch-size\":50}", remap);
+    if (run_folder("d/backup/1000/data/test", pol, &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.inserted_records, 2000);
+    assert_int_equal(p.index_count, 0);
+    assert_int_equal(p.udf_count, 1);
+    assert_int_equal(ns_objects("bar"), 2000);
+    assert_int_equal(sindex_count("bar"), 0);
+
+    snprintf(pol, sizeof pol, "{%s,\"unique\":true}", remap);
+    if (run_folder("d/backup/1000/data/test", pol, &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.existed_records, 2000);
+    assert_int_equal(p.inserted_records, 0);
+    assert_int_equal(p.index_count, 6);
+    assert_int_equal(sindex_count("bar"), 6);
+    check_sum(&p);
+
+    /* replace keeps the generation condition: stored generation 1 beats backup generation 1 */
+    snprintf(pol, sizeof pol, "{%s,\"replace\":true,\"no-indexes\":true,\"no-udfs\":true}", remap);
+    if (run_folder("d/backup/1000/data/test", pol, &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.fresher_records, 1025);
+    assert_int_equal(p.inserted_records, 975);
+    assert_int_equal(p.udf_count, 0);
+    check_sum(&p);
+
+    snprintf(pol, sizeof pol, "{%s,\"no-generation\":true,\"disable-batch-writes\":true,\"no-indexes\":true}", remap);
+    if (run_folder("d/backup/1000/data/test", pol, &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.inserted_records, 2000);
+    check_sum(&p);
+
+    /* no-records: only UDFs and indexes */
+    snprintf(pol, sizeof pol, "{%s,\"no-records\":true}", remap);
+    if (run_folder("d/backup/1000/data/test", pol, &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.read_records, 0);
+    assert_int_equal(p.udf_count, 1);
+    assert_int_equal(p.index_count, 6);
+}
+
+static void test_live_encrypted_filtered(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    put_file("e/backup/1000/data/test/0_test_1.asb", ASB_DIR "/e-backup-zstd-aes256/test_00000.asb");
+    put_meta("e/backup/1000/data/test", "test", 1000, 2000, "ZSTD", "AES256");
+    char pol[512];
+    snprintf(pol, sizeof pol,
+             "{\"namespace\":{\"source\":\"test\",\"destination\":\"baz\"},"
+             "\"encryption\":{\"mode\":\"AES256\",\"key-file\":\"%s\"}}",
+             ASB_DIR "/e-backup-zstd-aes256/key.pem");
+    struct restore_progress p;
+    struct err e;
+    if (run_folder("e/backup/1000/data/test", pol, &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.inserted_records, 2000);
+    assert_int_equal(ns_objects("baz"), 2000);
+
+    /* without the key: a clear error */
+    int rc = run_folder("e/backup/1000/data/test", "{\"namespace\":{\"source\":\"test\",\"destination\":\"baz\"}}",
+                        &p, &e);
+    assert_int_equal(rc, ERR_INVALID);
+    assert_non_null(strstr(e.msg, "encrypted"));
+
+    /* set filter into qux: users only */
+    snprintf(pol, sizeof pol,
+             "{\"namespace\":{\"source\":\"test\",\"destination\":\"qux\"},\"set-list\":[\"users\"],"
+             "\"no-indexes\":true,\"encryption\":{\"mode\":\"AES256\",\"key-file\":\"%s\"}}",
+             ASB_DIR "/e-backup-zstd-aes256/key.pem");
+    if (run_folder("e/backup/1000/data/test", pol, &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.inserted_records, 900);
+    assert_int_equal(p.skipped_records, 1100);
+    check_sum(&p);
+    assert_int_equal(ns_objects("qux"), 900);
+
+    /* AES-128 with the key from the environment, into qux as well: the 1100 other records join */
+    put_file("a/backup/1000/data/test/0_test_1.asb", ASB_DIR "/e-backup-aes128/test_00000.asb");
+    put_meta("a/backup/1000/data/test", "test", 1000, 2000, "NONE", "AES128");
+    size_t klen;
+    char *pem = slurp(ASB_DIR "/e-backup-aes128/key.pem", &klen);
+    pem[klen] = 0;
+    setenv("RST_TEST_KEY", pem, 1);
+    free(pem);
+    if (run_folder("a/backup/1000/data/test",
+                   "{\"namespace\":{\"source\":\"test\",\"destination\":\"qux\"},\"no-generation\":true,"
+                   "\"no-indexes\":true,\"encryption\":{\"mode\":\"AES128\",\"key-env\":\"RST_TEST_KEY\"}}",
+                   &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.inserted_records, 2000);
+    assert_int_equal(ns_objects("qux"), 2000);
+    unsetenv("RST_TEST_KEY");
+
+    /* a destination namespace the cluster does not have */
+    rc = run_folder("a/backup/1000/data/test",
+                    "{\"namespace\":{\"source\":\"test\",\"destination\":\"nope\"},\"no-indexes\":true,"
+                    "\"no-udfs\":true,\"encryption\":{\"mode\":\"AES128\",\"key-file\":\"" ASB_DIR
+                    "/e-backup-aes128/key.pem\"}}",
+                    &p, &e);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(e.msg, "namespace nope not found"))
+        fail_msg("%s", e.msg);
+}
+
+static const char SMALL_HEAD[] = "Version 3.1\n# namespace test\n";
+static const char REC_EXPIRED[] = "+ n test\n+ d AAAAAAAAAAAAAAAAAAAAAAAAAAA=\n+ g 1\n+ t 100\n+ b 1\n- I a 1\n";
+static const char REC_OK[] = "+ n test\n+ d AQAAAAAAAAAAAAAAAAAAAAAAAAA=\n+ g 1\n+ t 0\n+ b 1\n- I a 2\n";
+
+static void test_live_expired_and_corrupt(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s%s%s", SMALL_HEAD, REC_EXPIRED, REC_OK);
+    put_bytes("x/backup/1000/data/test/0_test_1.asb", buf, strlen(buf));
+    struct restore_progress p;
+    struct err e;
+    if (run_folder("x/backup/1000/data/test", NULL, &p, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.read_records, 2);
+    assert_int_equal(p.expired_records, 1);
+    assert_int_equal(p.inserted_records, 1);
+
+    /* a bad line: the error names the object and the offset */
+    int n = snprintf(buf, sizeof buf, "%s%s", SMALL_HEAD, REC_OK);
+    size_t bad_at = (size_t)n;
+    snprintf(buf + n, sizeof buf - (size_t)n, "+ q what\n");
+    put_bytes("y/backup/1000/data/test/0_test_1.asb", buf, strlen(buf));
+    int rc = run_folder("y/backup/1000/data/test", NULL, &p, &e);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(e.msg, "y/backup/1000/data/test/0_test_1.asb"));
+    char off[64];
+    snprintf(off, sizeof off, "offset %zu", bad_at + 2); /* the 'q' after "+ " */
+    if (!strstr(e.msg, off))
+        fail_msg("\"%s\" lacks \"%s\"", e.msg, off);
+
+    /* a compressed file read as plain */
+    put_file("z/backup/1000/data/test/0_test_1.asb", ASB_DIR "/e-backup-zstd/test_00000.asb");
+    rc = run_folder("z/backup/1000/data/test", "{\"compression\":{\"mode\":\"NONE\"}}", &p, &e);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(e.msg, "z/backup/1000/data/test/0_test_1.asb"));
+
+    /* an empty folder */
+    rc = run_folder("none/backup/1/data/test", NULL, &p, &e);
+    assert_int_equal(rc, ERR_NOT_FOUND);
+}
+
+struct bg {
+    struct restore_spec spec;
+    struct restore_progress p;
+    volatile bool cancel;
+    int rc;
+    struct err e;
+};
+
+static void *bg_main(void *arg)
+{
+    struct bg *b = arg;
+    b->rc = restore_run(&b->spec, g_cluster, g_stor, &b->p, &b->cancel, &b->e);
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_live_tps_and_cancel(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    struct restore_policy pol;
+    struct err e;
+    assert_int_equal(decode("{\"tps\":200,\"no-generation\":true,\"parallel\":2}", false, &pol, &e), 0);
+    struct restore_folder f;
+    assert_int_equal(restore_folder_load(g_stor, "r/backup/1000/data/test", &pol, &f, &e), 0);
+    struct bg b = {.spec = {.folders = &f, .n_folders = 1, .policy = &pol}};
+    pthread_t t;
+    double t0 = now_s();
+    assert_int_equal(pthread_create(&t, NULL, bg_main, &b), 0);
+    struct timespec ts = {0, 500 * 1000000L};
+    nanosleep(&ts, NULL);
+    uint64_t read = __atomic_load_n(&b.p.read_records, __ATOMIC_RELAXED);
+    b.cancel = true;
+    pthread_join(t, NULL);
+    double took = now_s() - t0;
+    assert_int_equal(b.rc, ERR_UNAVAILABLE);
+    assert_non_null(strstr(b.e.msg, "cancel"));
+    assert_true(took < 2.0);
+    /* 200 records/s for 0.5 s (plus the first batch's worth of slack) */
+    if (read > 300)
+        fail_msg("tps not applied: %llu records read in 0.5 s", (unsigned long long)read);
+    assert_true(b.p.read_records < 2000);
+    restore_folder_free(&f);
+    restore_policy_free(&pol);
+}
+
+/* point in time: a full backup then an incremental (400 changed records: 300 new, 100 updated
+ * with generations 2 and 4), chosen by restore_folders_for_timestamp and applied in order */
+static void test_live_timestamp_chain(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    put_file("t/backup/1000/data/test/0_test_1.asb", ASB_DIR "/b-backup-full-p1/test_00000.asb");
+    put_meta("t/backup/1000/data/test", "test", 1000, 2000, "NONE", "NONE");
+    put_file("t/incremental/2000/data/test/0_test_2.asb", ASB_DIR "/c-backup-modified-after/test_00000.asb");
+    put_meta("t/incremental/2000/data/test", "test", 2000, 400, "NONE", "NONE");
+    put_file("t/incremental/9000/data/test/0_test_3.asb", ASB_DIR "/dataset.asb"); /* after the time */
+    put_meta("t/incremental/9000/data/test", "test", 9000, 2000, "NONE", "NONE");
+    struct restore_chain *c;
+    size_t n;
+    struct err e;
+    if (restore_folders_for_timestamp(g_stor, "t", 3000, &c, &n, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].n_folders, 2);
+    struct restore_policy pol;
+    assert_int_equal(decode("{\"namespace\":{\"source\":\"test\",\"destination\":\"ts\"},\"no-indexes\":true}",
+                            true, &pol, &e), 0);
+    struct restore_spec spec = {.folders = c[0].folders, .n_folders = c[0].n_folders, .policy = &pol};
+    struct restore_progress p = {0};
+    if (restore_run(&spec, g_cluster, g_stor, &p, NULL, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.records_estimate, 2400);
+    assert_int_equal(p.read_records, 2400);
+    assert_int_equal(p.inserted_records + p.expired_records, 2400); /* 250 new events expire on 2026-12-25 */
+    assert_int_equal(p.files_done, 2);
+    check_sum(&p);
+    assert_int_equal(ns_objects("ts"), 2300 - p.expired_records);
+    restore_policy_free(&pol);
+
+    /* reordered into an empty namespace: newest first, create-only; the 100 older versions of
+     * the updated users are not written */
+    bool empty = false;
+    assert_int_equal(restore_namespace_empty(g_cluster, "ts", &empty, &e), 0);
+    assert_false(empty);
+    assert_int_equal(restore_namespace_empty(g_cluster, "ts2", &empty, &e), 0);
+    assert_true(empty);
+    assert_int_not_equal(restore_namespace_empty(g_cluster, "nope", &empty, &e), 0);
+    assert_int_equal(decode("{\"namespace\":{\"source\":\"test\",\"destination\":\"ts2\"}}", true, &pol, &e), 0);
+    spec.reorder = true;
+    memset(&p, 0, sizeof p);
+    if (restore_run(&spec, g_cluster, g_stor, &p, NULL, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.read_records, 2400);
+    assert_int_equal(p.existed_records, 100);
+    assert_int_equal(p.inserted_records + p.expired_records, 2300);
+    assert_int_equal(p.index_count, 12); /* asbackup's incremental file carries the index lines too */
+    assert_int_equal(sindex_count("ts2"), 6);
+    check_sum(&p);
+    assert_int_equal(ns_objects("ts2"), 2300 - p.expired_records);
+    restore_policy_free(&pol);
+    restore_chains_free(c, n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest offline[] = {
+        cmocka_unit_test(test_policy_defaults),
+        cmocka_unit_test(test_policy_full),
+        cmocka_unit_test(test_policy_invalid),
+        cmocka_unit_test(test_timestamp_selection),
+    };
+    const struct CMUnitTest live[] = {
+        cmocka_unit_test(test_live_plain),
+        cmocka_unit_test(test_live_policies),
+        cmocka_unit_test(test_live_encrypted_filtered),
+        cmocka_unit_test(test_live_expired_and_corrupt),
+        cmocka_unit_test(test_live_timestamp_chain),
+        cmocka_unit_test(test_live_tps_and_cancel),
+    };
+    int rc = cmocka_run_group_tests_name("restore_offline", offline, NULL, NULL);
+    rc |= cmocka_run_group_tests_name("restore_live", live, live_setup, live_teardown);
+    return rc;
+}
