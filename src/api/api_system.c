@@ -10,6 +10,8 @@
 #include "api/api_internal.h"
 #include "api/embedded_docs.h"
 #include "config/cfg_yaml.h"
+#include "jobs/jobs.h"
+#include "jobs/restores.h"
 #include "metrics/metrics.h"
 #include "version.h"
 
@@ -39,6 +41,10 @@ static void api_sys_metrics(struct api_request *req, struct api_response *res)
         api_reply_static(res, 200, METRICS_CONTENT_TYPE, "", 0);
         return;
     }
+    if (req->deps->jobs)
+        jobs_export_metrics(req->deps->jobs);
+    if (req->deps->restores)
+        restores_export_metrics(req->deps->restores, req->deps->metrics);
     if (metrics_render(req->deps->metrics, &text, &len, &e) != 0) {
         api_reply_err(res, &e);
         return;

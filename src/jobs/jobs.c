@@ -21,6 +21,8 @@
 #include "util/log.h"
 #include "util/strutil.h"
 
+#define METRIC_PREFIX "aerospike_backup_service_"
+
 struct job {
     struct jobs *owner;
     struct job *next;
@@ -40,9 +42,17 @@ struct cluster_slots {
     struct slots slots;
 };
 
+/* Scheduler counters already exported for one routine (metrics are counters: add deltas). */
+struct exported_stats {
+    struct exported_stats *next;
+    char routine[256];
+    struct sched_type_stats type[SCHED_TYPE_COUNT];
+};
+
 struct jobs {
     pthread_mutex_t lock;
     struct cluster_slots *slots;
+    struct exported_stats *exported;
     pthread_cond_t idle;
     struct job *running;
     unsigned n_running;
@@ -66,14 +76,14 @@ static void count_outcome(struct jobs *j, const struct job *job, const char *out
         return;
     const char *type = sched_type_name(job->type);
     const char *values[] = {job->routine, type, outcome};
-    metrics_inc(metrics_counter(j->metrics, "backup_events_total",
+    metrics_inc(metrics_counter(j->metrics, METRIC_PREFIX "backup_events_total",
                                 "Backup jobs by routine, type and outcome.", event_labels), values);
     if (strcmp(outcome, "success") != 0)
         return;
-    metrics_set(metrics_gauge(j->metrics, "last_successful_backup_timestamp",
+    metrics_set(metrics_gauge(j->metrics, METRIC_PREFIX "last_successful_backup_timestamp",
                               "Epoch seconds of the last successful backup.", routine_labels),
                 values, (double)clock_now_ms() / 1000.0);
-    metrics_observe(metrics_histogram(j->metrics, "backup_duration_seconds", "Duration of backup jobs.",
+    metrics_observe(metrics_histogram(j->metrics, METRIC_PREFIX "backup_duration_seconds", "Duration of backup jobs.",
                                       routine_labels, NULL, 0),
                     values, (double)duration_ms / 1000.0);
 }
@@ -327,6 +337,11 @@ void jobs_free(struct jobs *j)
     while (j->n_running > 0)
         pthread_cond_wait(&j->idle, &j->lock);
     pthread_mutex_unlock(&j->lock);
+    while (j->exported) {
+        struct exported_stats *next = j->exported->next;
+        free(j->exported);
+        j->exported = next;
+    }
     while (j->slots) {
         struct cluster_slots *next = j->slots->next;
         slots_destroy(&j->slots->slots);
@@ -420,4 +435,85 @@ json_t *jobs_routine_state(struct jobs *j, const char *routine)
             json_object_set_new(o, "next-incremental", time_or_null(next_incr));
     }
     return o;
+}
+
+/* ---- gauges and scheduler counters for /metrics ------------------------------------------- */
+
+static struct exported_stats *exported_for(struct jobs *j, const char *routine)
+{
+    struct exported_stats *x = j->exported;
+    while (x && strcmp(x->routine, routine) != 0)
+        x = x->next;
+    if (!x && (x = calloc(1, sizeof *x)) != NULL) {
+        str_printf(x->routine, sizeof x->routine, "%s", routine);
+        x->next = j->exported;
+        j->exported = x;
+    }
+    return x;
+}
+
+/* Skips (backup_events_total{outcome="skip"}) and the v2 legacy counters, from the scheduler. */
+static void export_sched_counters(struct jobs *j, struct metrics *m)
+{
+    static const char *const event_labels[] = {"routine", "type", "outcome", NULL};
+    static const char *const legacy[SCHED_TYPE_COUNT][3] = {
+        {METRIC_PREFIX "runs_total", METRIC_PREFIX "failure_total", METRIC_PREFIX "skip_total"},
+        {METRIC_PREFIX "incremental_runs_total", METRIC_PREFIX "incremental_failure_total",
+         METRIC_PREFIX "incremental_skip_total"}};
+    static const char *const durations[SCHED_TYPE_COUNT] = {METRIC_PREFIX "duration_millis",
+                                                           METRIC_PREFIX "incremental_duration_millis"};
+    struct sched_routine_stats *stats = NULL;
+    size_t n = 0;
+    struct err e = {0};
+    if (!j->sched || sched_stats_all(j->sched, &stats, &n, &e))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct exported_stats *x = exported_for(j, stats[i].name);
+        for (int t = 0; x && t < SCHED_TYPE_COUNT; t++) {
+            const struct sched_type_stats *now = &stats[i].type[t], *was = &x->type[t];
+            const char *values[] = {stats[i].name, sched_type_name((enum sched_backup_type)t), "skip"};
+            metrics_add(metrics_counter(m, METRIC_PREFIX "backup_events_total",
+                                        "Backup jobs by routine, type and outcome.", event_labels),
+                        values, (double)(now->skipped - was->skipped));
+            metrics_add(metrics_counter(m, legacy[t][0], "Deprecated (v2): backups started.", NULL), NULL,
+                        (double)(now->started - was->started));
+            metrics_add(metrics_counter(m, legacy[t][1], "Deprecated (v2): backups failed.", NULL), NULL,
+                        (double)(now->failed - was->failed));
+            metrics_add(metrics_counter(m, legacy[t][2], "Deprecated (v2): backups skipped.", NULL), NULL,
+                        (double)(now->skipped - was->skipped));
+            if (now->last_duration_ms >= 0)
+                metrics_set(metrics_gauge(m, durations[t], "Deprecated (v2): duration of the last backup.", NULL),
+                            NULL, (double)now->last_duration_ms);
+            x->type[t] = *now;
+        }
+    }
+    sched_stats_free(stats, n);
+}
+
+void jobs_export_metrics(struct jobs *j)
+{
+    static const char *const labels[] = {"routine", "type", NULL};
+    struct metrics *m = j->metrics;
+    if (!m)
+        return;
+    struct metrics_family *running = metrics_gauge(m, METRIC_PREFIX "backup_in_progress",
+                                                   "1 while a backup of the routine and type runs.", labels);
+    struct metrics_family *pct = metrics_gauge(m, METRIC_PREFIX "backup_progress_pct",
+                                               "Progress of the running backup, percent.", labels);
+    pthread_mutex_lock(&j->lock);
+    export_sched_counters(j, m); /* also learns the routines, for the gauges below */
+    /* Gauges of routines that no longer run go back to 0. */
+    for (struct exported_stats *x = j->exported; x; x = x->next)
+        for (int t = 0; t < SCHED_TYPE_COUNT; t++) {
+            const char *values[] = {x->routine, sched_type_name((enum sched_backup_type)t)};
+            metrics_set(running, values, 0);
+        }
+    for (struct job *job = j->running; job; job = job->next) {
+        const char *values[] = {job->routine, sched_type_name(job->type)};
+        uint64_t total = __atomic_load_n(&job->progress.records_estimate, __ATOMIC_RELAXED);
+        uint64_t done = __atomic_load_n(&job->progress.records_done, __ATOMIC_RELAXED);
+        metrics_set(running, values, 1);
+        metrics_set(pct, values, total ? (done >= total ? 100.0 : 100.0 * (double)done / (double)total) : 0);
+    }
+    pthread_mutex_unlock(&j->lock);
 }

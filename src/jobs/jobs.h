@@ -37,6 +37,10 @@ unsigned jobs_running_count(struct jobs *j);
 /* ABS dto.RoutineState of a routine: running jobs with progress, last and next times. */
 json_t *jobs_routine_state(struct jobs *j, const char *routine);
 
+/* Brings the job gauges (in progress, progress pct) and the scheduler's counters (skips, v2
+ * legacy counters) up to date in the metrics registry; called before /metrics renders. */
+void jobs_export_metrics(struct jobs *j);
+
 /* Rebuilds the history of every routine of `snapshot` from storage (start-up, apply). */
 void jobs_refresh_history(struct jobs *j, const struct cfg *snapshot);
 

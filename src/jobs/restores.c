@@ -21,6 +21,7 @@
 #include "jobs/backup_meta.h"
 #include "jobs/cluster_link.h"
 #include "jobs/restore_job.h"
+#include "metrics/metrics.h"
 #include "storage/storage.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -38,6 +39,7 @@ struct restore {
     enum restore_state state;
     char error[ERR_MSG_MAX];
     volatile bool cancel;
+    bool counted; /* finished and added to restore_events_total */
 
     struct cfg *snapshot;              /* for named source / destination */
     struct cfg_storage *source;        /* inline source (owned), else from the snapshot */
@@ -491,4 +493,23 @@ void restores_free(struct restores *r)
     pthread_cond_destroy(&r->idle);
     pthread_mutex_destroy(&r->lock);
     free(r);
+}
+
+void restores_export_metrics(struct restores *r, struct metrics *m)
+{
+    static const char *const labels[] = {"outcome", NULL};
+    struct metrics_family *events = metrics_counter(m, "aerospike_backup_service_restore_events_total",
+                                                    "Finished restore jobs by outcome.", labels);
+    struct metrics_family *running = metrics_gauge(m, "aerospike_backup_service_restore_in_progress",
+                                                   "Restore jobs running now.", NULL);
+    pthread_mutex_lock(&r->lock);
+    metrics_set(running, NULL, (double)r->running);
+    for (struct restore *job = r->jobs; job; job = job->next) {
+        if (job->state == RS_RUNNING || job->counted)
+            continue;
+        const char *values[] = {state_names[job->state]};
+        metrics_inc(events, values);
+        job->counted = true;
+    }
+    pthread_mutex_unlock(&r->lock);
 }

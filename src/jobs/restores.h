@@ -34,6 +34,10 @@ json_t *restores_status(struct restores *r, int64_t id, struct err *e);
 json_t *restores_list(struct restores *r, int64_t from_ms, int64_t to_ms, const char *status, struct err *e);
 /* ERR_NOT_FOUND for an unknown id; cancelling a finished job is a no-op. */
 int restores_cancel(struct restores *r, int64_t id, struct err *e);
+/* Sets restore_in_progress and adds finished jobs to restore_events_total{outcome}. */
+struct metrics;
+void restores_export_metrics(struct restores *r, struct metrics *m);
+
 /* True while a restore reads from `routine` (retention waits for it). */
 bool restores_busy_with(struct restores *r, const char *routine);
 

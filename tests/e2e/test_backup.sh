@@ -118,5 +118,8 @@ req GET /v1/backups/currentBackup/nope
 expect_status 404 "currentBackup unknown routine"
 
 req GET /metrics
-expect_body_contains 'backup_events_total{routine="r1",type="full",outcome="success"}' "backup metrics"
+expect_body_contains 'aerospike_backup_service_backup_events_total{routine="r1",type="full",outcome="success"} 3' "backup success events"
+expect_body_contains 'aerospike_backup_service_backup_in_progress{routine="r1",type="full"} 0' "backup in progress gauge"
+expect_body_contains 'aerospike_backup_service_runs_total 4' "legacy runs counter (3 fulls of r1, 1 of enc)"
+expect_body_contains 'aerospike_backup_service_last_successful_backup_timestamp{routine="r1",type="full"}' "last success gauge"
 finish

@@ -102,4 +102,9 @@ expect_status 202 "restore of a missing folder accepted"
 check "missing folder restore ends" wait_restore "$BODY"
 check "missing folder fails" test "$(json_get .status)" = "failure"
 check "failure has an error" test "$(json_get '.error | length')" -gt 0
+
+req GET /metrics
+expect_body_contains 'aerospike_backup_service_restore_events_total{outcome="success"} 2' "restore success events"
+expect_body_contains 'aerospike_backup_service_restore_events_total{outcome="failure"} 1' "restore failure events"
+expect_body_contains 'aerospike_backup_service_restore_in_progress 0' "no restore in progress"
 finish
