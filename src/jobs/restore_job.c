@@ -518,35 +518,6 @@ static int with_node(struct run *r, struct as_node **out, struct err *e)
     return *out ? 0 : err_set(e, ERR_UNAVAILABLE, "no node of the destination cluster is available");
 }
 
-/* udf-put with the reply matched against the whole command (as_info_node_value compares a
- * copy cut at 511 bytes, which never matches a UDF's command line). */
-static int udf_put(struct as_node *n, const char *name, const uint8_t *content, size_t len, struct err *e)
-{
-    if (strpbrk(name, ";:=\n\t"))
-        return err_set(e, ERR_INVALID, "invalid UDF file name");
-    size_t b64 = (len + 2) / 3 * 4;
-    size_t cap = b64 + strlen(name) + 100;
-    char *cmd = malloc(cap);
-    if (!cmd)
-        return err_set(e, ERR_NOMEM, "out of memory");
-    int k = str_printf(cmd, cap, "udf-put:filename=%s;content=", name);
-    size_t pos = (size_t)k;
-    pos += as_b64_encode(content, len, cmd + pos);
-    str_printf(cmd + pos, cap - pos, ";content-len=%zu;udf-type=LUA;", b64);
-    struct as_buf reply;
-    as_buf_init(&reply);
-    int rc = as_node_info(n, cmd, &reply, e);
-    const char *v = NULL;
-    size_t vl = 0;
-    if (rc == 0 && !as_info_reply_value(&reply, cmd, &v, &vl))
-        rc = err_set(e, ERR_IO, "node %s: no reply to udf-put", as_node_name(n));
-    if (rc == 0)
-        rc = as_info_check(as_node_name(n), "udf-put", v, vl, NULL, e);
-    as_buf_free(&reply);
-    free(cmd);
-    return rc;
-}
-
 static int put_udf(struct run *r, const struct asb_udf *u, struct err *e)
 {
     char name[256];
@@ -557,7 +528,7 @@ static int put_udf(struct run *r, const struct asb_udf *u, struct err *e)
     struct as_node *node;
     if (with_node(r, &node, e))
         return e->code;
-    int rc = udf_put(node, name, u->content, u->content_len, e);
+    int rc = as_info_udf_put(node, name, u->content, u->content_len, e);
     as_node_release(node);
     if (rc)
         return err_prefix(e, "UDF %s", name);
