@@ -48,6 +48,7 @@ struct restore {
     char data_path[1024];              /* full / incremental */
     char routine[256];                 /* timestamp */
     int64_t time_ms;
+    bool disable_reordering;
     struct restore_policy policy;
     struct restore_progress progress;
 };
@@ -73,7 +74,7 @@ static int64_t random_id(void)
 
 /* ---- request decoding ------------------------------------------------------------------- */
 
-static const char *const common_keys[] = {"source", "source-name", "destination", "destination-name",
+static const char *const common_keys[] = {"source", "source-name", "storage-name", "destination", "destination-name",
                                           "policy", "secret-agent", "secret-agent-name", NULL};
 
 static bool key_allowed(const char *key, enum restore_request_kind kind)
@@ -109,6 +110,8 @@ static int decode_target(struct restore *job, const json_t *body, bool source, b
     char *name = source ? job->source_name : job->destination_name;
     if (get_string(body, name_key, name, 256, false, e))
         return ERR_INVALID;
+    if (source && !name[0] && get_string(body, "storage-name", name, 256, false, e)) /* older alias */
+        return ERR_INVALID;
     bool has_inline = inl && !json_is_null(inl);
     if (has_inline && name[0])
         return err_set(e, ERR_INVALID, "%s and %s are mutually exclusive", inline_key, name_key);
@@ -117,7 +120,12 @@ static int decode_target(struct restore *job, const json_t *body, bool source, b
     if (has_inline) {
         void *obj;
         const struct cfg_type *t = source ? &cfg_type_storage : &cfg_type_cluster;
-        if (cfg_decode(t, inl, inline_key, NULL, &obj, e))
+        json_t *copy = json_deep_copy(inl);
+        if (source)
+            json_object_del(copy, "type"); /* legacy storage type field: ignored */
+        int rc = cfg_decode(t, copy, inline_key, NULL, &obj, e);
+        json_decref(copy);
+        if (rc)
             return ERR_INVALID;
         if (source)
             job->source = obj;
@@ -158,6 +166,7 @@ static int decode_request(struct restore *job, const json_t *body, struct err *e
         const json_t *dr = json_object_get(body, "disable-reordering");
         if (dr && !json_is_boolean(dr) && !json_is_null(dr))
             return err_set(e, ERR_INVALID, "disable-reordering: must be a boolean");
+        job->disable_reordering = json_is_true(dr);
         const struct cfg_routine *rt = cfg_map_get(&job->snapshot->routines, job->routine);
         bool overridden = json_object_get(body, "source") || json_object_get(body, "source-name");
         bool dest_given = json_object_get(body, "destination") || json_object_get(body, "destination-name");
@@ -178,28 +187,27 @@ static int decode_request(struct restore *job, const json_t *body, struct err *e
 
 /* ---- the job ------------------------------------------------------------------------------ */
 
-static int build_folders(struct restore *job, struct stor *stor, struct restore_folder **folders, size_t *n,
-                         struct restore_chain **chains, size_t *n_chains, struct err *e)
+/* Timestamp restore: each namespace's chain in turn; a chain going to an empty namespace is
+ * applied newest first with create-only writes (unless disable-reordering). */
+static int run_chains(struct restore *job, struct as_cluster *cluster, struct stor *stor, struct err *e)
 {
-    if (job->kind != RESTORE_TIMESTAMP) {
-        *folders = calloc(1, sizeof **folders);
-        if (!*folders)
-            return err_set(e, ERR_NOMEM, "out of memory");
-        *n = 1;
-        return restore_folder_load(stor, job->data_path, &job->policy, *folders, e);
-    }
-    if (restore_folders_for_timestamp(stor, job->routine, job->time_ms, chains, n_chains, e))
+    struct restore_chain *chains = NULL;
+    size_t n_chains = 0;
+    if (restore_folders_for_timestamp(stor, job->routine, job->time_ms, &chains, &n_chains, e))
         return e->code;
-    size_t total = 0;
-    for (size_t i = 0; i < *n_chains; i++)
-        total += (*chains)[i].n_folders;
-    *folders = calloc(total ? total : 1, sizeof **folders);
-    if (!*folders)
-        return err_set(e, ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < *n_chains; i++)
-        for (size_t k = 0; k < (*chains)[i].n_folders; k++)
-            (*folders)[(*n)++] = (*chains)[i].folders[k]; /* borrowed from the chains */
-    return 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n_chains; i++) {
+        const char *dest_ns = job->policy.ns_destination ? job->policy.ns_destination : chains[i].ns;
+        bool empty = false;
+        if (!job->disable_reordering && chains[i].n_folders > 1)
+            rc = restore_namespace_empty(cluster, dest_ns, &empty, e);
+        struct restore_spec spec = {.folders = chains[i].folders, .n_folders = chains[i].n_folders,
+                                    .policy = &job->policy, .reorder = empty};
+        if (rc == 0)
+            rc = restore_run(&spec, cluster, stor, &job->progress, &job->cancel, e);
+    }
+    restore_chains_free(chains, n_chains);
+    return rc;
 }
 
 static int run_restore(struct restore *job, struct err *e)
@@ -209,22 +217,19 @@ static int run_restore(struct restore *job, struct err *e)
                                                     : cfg_map_get(&job->snapshot->clusters, job->destination_name);
     struct stor *stor = NULL;
     struct as_cluster *cluster = NULL;
-    struct restore_folder *folders = NULL;
-    struct restore_chain *chains = NULL;
-    size_t n_folders = 0, n_chains = 0;
     int rc = stor_open(sc, &stor, e);
     if (rc == 0)
         rc = job_cluster_connect(job->destination_name[0] ? job->destination_name : "destination", cc, &cluster, e);
-    if (rc == 0)
-        rc = build_folders(job, stor, &folders, &n_folders, &chains, &n_chains, e);
-    if (rc == 0) {
-        struct restore_spec spec = {.folders = folders, .n_folders = n_folders, .policy = &job->policy};
-        rc = restore_run(&spec, cluster, stor, &job->progress, &job->cancel, e);
+    if (rc == 0 && job->kind == RESTORE_TIMESTAMP) {
+        rc = run_chains(job, cluster, stor, e);
+    } else if (rc == 0) {
+        struct restore_folder folder = {0};
+        rc = restore_folder_load(stor, job->data_path, &job->policy, &folder, e);
+        struct restore_spec spec = {.folders = &folder, .n_folders = 1, .policy = &job->policy};
+        if (rc == 0)
+            rc = restore_run(&spec, cluster, stor, &job->progress, &job->cancel, e);
+        restore_folder_free(&folder);
     }
-    if (job->kind != RESTORE_TIMESTAMP && folders)
-        restore_folder_free(folders);
-    free(folders);
-    restore_chains_free(chains, n_chains);
     as_cluster_free(cluster);
     stor_close(stor);
     return rc;
@@ -502,10 +507,23 @@ void restores_export_metrics(struct restores *r, struct metrics *m)
                                                     "Finished restore jobs by outcome.", labels);
     struct metrics_family *running = metrics_gauge(m, "aerospike_backup_service_restore_in_progress",
                                                    "Restore jobs running now.", NULL);
+    static const char *const pct_labels[] = {"job_id", NULL};
+    struct metrics_family *pct = metrics_gauge(m, "aerospike_backup_service_restore_progress_pct",
+                                               "Progress of a running restore job, percent.", pct_labels);
     pthread_mutex_lock(&r->lock);
     metrics_set(running, NULL, (double)r->running);
     for (struct restore *job = r->jobs; job; job = job->next) {
-        if (job->state == RS_RUNNING || job->counted)
+        char id[32];
+        str_printf(id, sizeof id, "%lld", (long long)job->id);
+        const char *id_value[] = {id};
+        if (job->state == RS_RUNNING) {
+            uint64_t total = __atomic_load_n(&job->progress.records_estimate, __ATOMIC_RELAXED);
+            uint64_t done = __atomic_load_n(&job->progress.read_records, __ATOMIC_RELAXED);
+            metrics_set(pct, id_value, total ? (done >= total ? 100.0 : 100.0 * (double)done / (double)total) : 0);
+            continue;
+        }
+        metrics_remove(pct, id_value);
+        if (job->counted)
             continue;
         const char *values[] = {state_names[job->state]};
         metrics_inc(events, values);

@@ -69,11 +69,21 @@ check "timestamp restore finished" wait_restore "$id2"
 check "timestamp restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 check "nothing newer written again" test "$(json_get '."fresher-records"')" = "3000"
 
+# ---- older request spellings: storage-name, and an inline source with the legacy `type`
+req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"storage-name\": \"local\", \"destination-name\": \"target\", \"policy\": {\"unique\": true}}"
+expect_status 202 "storage-name alias"
+check "alias restore finished" wait_restore "$BODY"
+check "unique: every record existed" test "$(json_get '."existed-records"')" = "3000"
+req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"source\": {\"type\": 0, \"local-storage\": {\"path\": \"$WORK/backups\"}}, \"destination-name\": \"target\"}"
+expect_status 202 "inline source with legacy type"
+check "inline source restore finished" wait_restore "$BODY"
+check "inline source restore succeeded" test "$(json_get .status)" = "success"
+
 # ---- listing and filters
 req GET /v1/restore/jobs
-check "both jobs listed" test "$(json_get 'keys | length')" = "2"
+check "all jobs listed" test "$(json_get 'keys | length')" = "4"
 req GET "/v1/restore/jobs?status=success"
-check "status filter" test "$(json_get 'keys | length')" = "2"
+check "status filter" test "$(json_get 'keys | length')" = "4"
 req GET "/v1/restore/jobs?status=!success,failure"
 check "exclusion filter" test "$(json_get 'keys | length')" = "0"
 req GET "/v1/restore/jobs?status=bogus"
@@ -104,7 +114,7 @@ check "missing folder fails" test "$(json_get .status)" = "failure"
 check "failure has an error" test "$(json_get '.error | length')" -gt 0
 
 req GET /metrics
-expect_body_contains 'aerospike_backup_service_restore_events_total{outcome="success"} 2' "restore success events"
+expect_body_contains 'aerospike_backup_service_restore_events_total{outcome="success"} 4' "restore success events"
 expect_body_contains 'aerospike_backup_service_restore_events_total{outcome="failure"} 1' "restore failure events"
 expect_body_contains 'aerospike_backup_service_restore_in_progress 0' "no restore in progress"
 finish
