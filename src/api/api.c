@@ -76,6 +76,7 @@ static const api_group_fn api_groups[] = {
     api_config_routes,
     api_backups_routes,
     api_restore_routes,
+    api_retrieve_routes,
 };
 
 static int64_t api_now_ns(void)
@@ -166,6 +167,8 @@ static struct MHD_Response *api_mhd_response(struct api_response *res)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow);
     if (res->location)
         MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, res->location);
+    if (res->disposition)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, res->disposition);
     return r;
 }
 

@@ -62,6 +62,7 @@ struct api_response {
     size_t len;
     bool body_static;         /* body points to data that outlives the response */
     char *location;           /* heap; Location header for redirects */
+    const char *disposition;  /* static; Content-Disposition header, NULL = none */
     char allow[96];           /* Allow header for 405 */
 };
 
@@ -70,6 +71,7 @@ const struct api_route *api_system_routes(size_t *n);
 const struct api_route *api_config_routes(size_t *n);
 const struct api_route *api_backups_routes(size_t *n);
 const struct api_route *api_restore_routes(size_t *n);
+const struct api_route *api_retrieve_routes(size_t *n);
 
 /* ---- request accessors (api.c) ------------------------------------------------------ */
 

@@ -28,6 +28,7 @@
 #include "config/cfg_validate.h"
 #include "io/io.h"
 #include "jobs/backup_meta.h"
+#include "jobs/cluster_conf.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -636,6 +637,31 @@ static int backup_namespace(const struct backup_spec *spec, struct as_cluster *c
     return rc;
 }
 
+/* with-cluster-configuration: configuration/aerospike_<i>.conf per node, for full backups. */
+static int write_cluster_configuration(const struct backup_spec *spec, struct as_cluster *cluster,
+                                       struct stor *stor, const char *base, struct err *e)
+{
+    const struct cfg_routine *rt = cfg_map_get(&spec->cfg->routines, spec->routine);
+    const struct cfg_policy *pol = cfg_map_get(&spec->cfg->policies, rt->backup_policy);
+    if (spec->kind != BACKUP_FULL || !pol || !pol->with_cluster_configuration.v)
+        return 0;
+    struct as_node **nodes;
+    size_t n;
+    if (as_cluster_nodes(cluster, &nodes, &n, e))
+        return e->code;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char *conf = NULL, key[700];
+        rc = cluster_conf_fetch(nodes[i], &conf, e);
+        str_printf(key, sizeof key, "%sconfiguration/aerospike_%zu.conf", base, i);
+        if (rc == 0)
+            rc = stor_put(stor, key, conf, strlen(conf), e);
+        free(conf);
+    }
+    as_nodes_release(nodes, n);
+    return rc ? err_prefix(e, "cluster configuration") : 0;
+}
+
 static int list_namespaces(struct as_cluster *c, const struct cfg_routine *rt, struct as_strv *out, struct err *e)
 {
     if (rt->namespaces.n) {
@@ -680,6 +706,8 @@ int backup_run(const struct backup_spec *spec, struct as_cluster *cluster, struc
         out->namespaces++;
     }
     as_strv_free(&namespaces);
+    if (rc == 0)
+        rc = write_cluster_configuration(spec, cluster, stor, out->folder, e);
     out->empty = rc == 0 && spec->kind == BACKUP_INCREMENTAL && out->records == 0;
     if (rc || out->empty) {
         struct err de = {0};

@@ -26,6 +26,7 @@ backup-policies:
   small-files: {parallel: 2, file-limit: 1, retention: {full: 2, incremental: 1}}
   secure:
     parallel: 3
+    with-cluster-configuration: true
     compression: {mode: ZSTD, level: 3}
     encryption: {mode: AES256, key-file: $DATA/asb/e-backup-aes256/key.pem}
 backup-routines:
@@ -69,6 +70,20 @@ check "enc encryption" test "$(json_get '.[0].encryption')" = "AES256"
 check "enc records" test "$(json_get '.[0]."record-count"')" = "5000"
 encdir=$WORK/backups/$(json_get '.[0].key')
 check "encrypted files are not plain text" bash -c "! grep -q 'Version 3.1' '$encdir'/0_test_*.asb"
+
+# ---- with-cluster-configuration: configuration/aerospike_0.conf and the zip route
+encts=$(json_get '.[0].timestamp')
+conf=$(dirname "$(dirname "$encdir")")/configuration/aerospike_0.conf
+check "cluster configuration written" test -s "$conf"
+check "configuration has a namespace stanza" grep -q '^namespace test {' "$conf"
+curl -s -o "$WORK/archive.zip" -D "$WORK/zip.headers" "http://127.0.0.1:$PORT/v1/retrieve/configuration/enc/$encts"
+check "zip content type" grep -qi '^content-type: application/zip' "$WORK/zip.headers"
+check "zip file name" grep -qi 'filename=archive.zip' "$WORK/zip.headers"
+check "zip holds the conf file" bash -c "unzip -p '$WORK/archive.zip' aerospike_0.conf | cmp -s - '$conf'"
+req GET /v1/retrieve/configuration/enc/1234567890123
+expect_status 404 "unknown backup timestamp"
+req GET /v1/retrieve/configuration/nope/$encts
+expect_status 404 "unknown routine"
 
 # ---- on-demand fulls and retention (full: 2)
 for n in 2 3; do
