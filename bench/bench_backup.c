@@ -3,8 +3,10 @@
  * one configuration per process so that the peak RSS printed is that configuration's.
  *
  *   bench_backup HOST PORT NAMESPACE MODE PARALLEL [ZSTD_LEVEL] [AES_KEY_PEM]
- *   MODE = scan    raw partition scan into a discarding callback (the client's rate)
- *        | backup  full backup to local storage under /tmp (removed afterwards)
+ *   MODE = scan     raw partition scan into a discarding callback (the client's rate)
+ *        | backup   full backup to local storage under /tmp (removed afterwards)
+ *        | restore  backup (parallel 4, untimed), then a timed restore of it into the same
+ *                   namespace with `replace` and batch writes (restore-single: single writes)
  *
  * Prints one line: mode, parallel, compression, encryption, records, seconds, records/s,
  * MB/s (of .asb output for backups, of reply bytes for scans), peak RSS MiB.
@@ -21,6 +23,7 @@
 #include "config/config.h"
 #include "jobs/backup_job.h"
 #include "jobs/cluster_link.h"
+#include "jobs/restore_job.h"
 #include "storage/storage.h"
 
 static double now_s(void)
@@ -105,8 +108,41 @@ static int bench_scan(const char *host, int port, const char *ns, unsigned paral
     return 0;
 }
 
+struct restore_bench {
+    bool enabled;
+    bool single;
+    unsigned parallel;
+};
+
+static int timed_restore(struct as_cluster *c, struct stor *s, const char *key, unsigned parallel, bool single,
+                         int zstd_level, struct err *e)
+{
+    struct restore_policy pol;
+    restore_policy_init(&pol);
+    pol.parallel = parallel;
+    pol.replace = true;
+    pol.no_generation = true;
+    pol.disable_batch_writes = single;
+    struct restore_folder f = {0};
+    if (restore_folder_load(s, key, &pol, &f, e))
+        return e->code;
+    struct restore_spec spec = {.folders = &f, .n_folders = 1, .policy = &pol};
+    struct restore_progress prog = {0};
+    double t0 = now_s();
+    int rc = restore_run(&spec, c, s, &prog, NULL, e);
+    double secs = now_s() - t0;
+    if (rc == 0)
+        printf("restore parallel=%u writes=%-6s compression=%-4s records=%" PRIu64 " seconds=%.2f records/s=%.0f "
+               "MB/s=%.1f peak_rss_MiB=%.1f\n",
+               parallel, single ? "single" : "batch", zstd_level > 0 ? "zstd" : "none", prog.inserted_records, secs,
+               prog.inserted_records / secs, prog.total_bytes / secs / 1e6, peak_rss_mib());
+    restore_folder_free(&f);
+    restore_policy_free(&pol);
+    return rc;
+}
+
 static int bench_backup(const char *host, int port, const char *ns, unsigned parallel, int zstd_level,
-                        const char *key)
+                        const char *key, struct restore_bench rb)
 {
     char dir[] = "/tmp/abs-bench-XXXXXX";
     if (!mkdtemp(dir))
@@ -122,7 +158,7 @@ static int bench_backup(const char *host, int port, const char *ns, unsigned par
              "backup-policies: {p: {parallel: %u%s%s}}\n"
              "backup-routines: {r: {interval-cron: '@yearly', source-cluster: c, storage: s, backup-policy: p,"
              " namespaces: [%s]}}\n",
-             host, port, dir, parallel, compression, encryption, ns);
+             host, port, dir, rb.enabled ? 4 : parallel, compression, encryption, ns);
     struct cfg *cfg;
     struct err e = {0};
     struct as_cluster *c;
@@ -141,13 +177,20 @@ static int bench_backup(const char *host, int port, const char *ns, unsigned par
     double t0 = now_s();
     int rc = backup_run(&spec, c, s, &prog, &cancel, &out, &e);
     double secs = now_s() - t0;
-    if (rc)
+    if (rc) {
         fprintf(stderr, "backup: %s\n", e.msg);
-    else
+    } else if (rb.enabled) {
+        char data_key[700];
+        snprintf(data_key, sizeof data_key, "%sdata/%s", out.folder, ns);
+        rc = timed_restore(c, s, data_key, rb.parallel, rb.single, zstd_level, &e);
+        if (rc)
+            fprintf(stderr, "restore: %s\n", e.msg);
+    } else {
         printf("backup  parallel=%u compression=%-4s encryption=%-6s records=%" PRIu64 " seconds=%.2f "
                "records/s=%.0f MB/s=%.1f peak_rss_MiB=%.1f\n",
                parallel, zstd_level > 0 ? "zstd" : "none", key ? "AES256" : "none", out.records, secs,
                out.records / secs, out.bytes / secs / 1e6, peak_rss_mib());
+    }
     stor_delete_prefix(s, "r/", &e);
     stor_close(s);
     as_cluster_free(c);
@@ -159,13 +202,16 @@ static int bench_backup(const char *host, int port, const char *ns, unsigned par
 int main(int argc, char **argv)
 {
     if (argc < 6) {
-        fprintf(stderr, "usage: %s HOST PORT NAMESPACE scan|backup PARALLEL [ZSTD_LEVEL] [AES_KEY_PEM]\n", argv[0]);
+        fprintf(stderr, "usage: %s HOST PORT NAMESPACE scan|backup|restore|restore-single PARALLEL [ZSTD_LEVEL] "
+                        "[AES_KEY_PEM]\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[2]);
     unsigned parallel = (unsigned)atoi(argv[5]);
     if (strcmp(argv[4], "scan") == 0)
         return bench_scan(argv[1], port, argv[3], parallel);
+    struct restore_bench rb = {.enabled = strncmp(argv[4], "restore", 7) == 0,
+                               .single = strcmp(argv[4], "restore-single") == 0, .parallel = parallel};
     return bench_backup(argv[1], port, argv[3], parallel, argc > 6 ? atoi(argv[6]) : 0,
-                        argc > 7 ? argv[7] : NULL);
+                        argc > 7 ? argv[7] : NULL, rb);
 }

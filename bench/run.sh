@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Backup benchmark: 1M records of ~200 bytes in the emulator, then raw scan and backup rates
+# Backup and restore benchmark: 1M records of ~200 bytes in the emulator, then raw scan and backup rates
 # at parallel 1/4/8, compression off / zstd 1 / zstd 3, encryption off / AES-256, with the
-# peak RSS of each run. Usage: bash bench/run.sh [RECORDS]   (prints figures only)
+# peak RSS of each run; then restores of such a backup (batch and single writes). Usage: bash bench/run.sh [RECORDS]   (prints figures only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${1:-1000000}
@@ -22,3 +22,6 @@ for p in 1 4 8; do "$b" 127.0.0.1 "$port" test backup "$p"; done
 for lvl in 1 3; do "$b" 127.0.0.1 "$port" test backup 4 "$lvl"; done
 "$b" 127.0.0.1 "$port" test backup 4 0 "$key"
 "$b" 127.0.0.1 "$port" test backup 4 3 "$key"
+for p in 1 4 8; do "$b" 127.0.0.1 "$port" test restore "$p"; done
+"$b" 127.0.0.1 "$port" test restore 4 1
+"$b" 127.0.0.1 "$port" test restore-single 4
