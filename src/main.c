@@ -137,6 +137,7 @@ static int start_backups(struct service *svc, struct err *e)
     if (sched_new(&runner, &history, NULL, NULL, &svc->sched, e))
         return e->code;
     jobs_set_scheduler(svc->jobs, svc->sched);
+    jobs_set_restores(svc->jobs, svc->restores);
     struct cfg *snapshot = cfg_store_snapshot(svc->store);
     jobs_refresh_history(svc->jobs, snapshot);
     sched_update(svc->sched, snapshot);

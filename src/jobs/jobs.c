@@ -16,6 +16,7 @@
 #include "jobs/backup_job.h"
 #include "jobs/backup_meta.h"
 #include "jobs/cluster_link.h"
+#include "jobs/restores.h"
 #include "storage/storage.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -57,6 +58,7 @@ struct jobs {
     struct job *running;
     unsigned n_running;
     struct sched *sched;
+    struct restores *restores; /* retention waits while a restore reads the routine */
     struct history_cache *history;
     struct metrics *metrics;
 };
@@ -112,6 +114,10 @@ static void after_success(struct jobs *j, struct job *job, const struct cfg_rout
     const struct cfg_policy *pol = cfg_map_get(&job->snapshot->policies, rt->backup_policy);
     if (!pol || !pol->retention)
         return;
+    if (j->restores && restores_busy_with(j->restores, job->routine)) {
+        LOG_I("jobs", "routine %s: retention skipped while a restore reads its backups", job->routine);
+        return;
+    }
     int64_t keep_full = pol->retention->full.set ? pol->retention->full.v : -1;
     int64_t keep_incr = pol->retention->incremental.set ? pol->retention->incremental.v : -1;
     if (history_cache_apply_retention(j->history, job->routine, stor, keep_full, keep_incr, &e))
@@ -325,6 +331,11 @@ int jobs_new(struct history_cache *history, struct metrics *metrics, struct jobs
 void jobs_set_scheduler(struct jobs *j, struct sched *s)
 {
     j->sched = s;
+}
+
+void jobs_set_restores(struct jobs *j, struct restores *r)
+{
+    j->restores = r;
 }
 
 void jobs_free(struct jobs *j)

@@ -26,6 +26,9 @@ void jobs_free(struct jobs *j);
 
 /* Where results are reported (set once the scheduler exists). */
 void jobs_set_scheduler(struct jobs *j, struct sched *s);
+/* Restores to respect: retention is skipped while one reads the routine's backups. */
+struct restores;
+void jobs_set_restores(struct jobs *j, struct restores *r);
 struct sched_runner jobs_runner(struct jobs *j);
 struct sched_history jobs_history(struct jobs *j);
 
