@@ -191,6 +191,7 @@ static int bench_backup(const char *host, int port, const char *ns, unsigned par
                parallel, zstd_level > 0 ? "zstd" : "none", key ? "AES256" : "none", out.records, secs,
                out.records / secs, out.bytes / secs / 1e6, peak_rss_mib());
     }
+    backup_outcome_free(&out);
     stor_delete_prefix(s, "r/", &e);
     stor_close(s);
     as_cluster_free(c);

@@ -564,7 +564,8 @@ static int scan_namespace(struct ns_run *r, struct err *e)
     return 0;
 }
 
-static int write_meta(struct ns_run *r, struct err *e)
+/* Writes metadata.yaml (the object that makes the folder a backup) and returns what it says. */
+static int write_meta(struct ns_run *r, struct backup_meta *out, struct err *e)
 {
     struct backup_meta m = {
         .created_ms = r->spec->start_ms,
@@ -588,13 +589,16 @@ static int write_meta(struct ns_run *r, struct err *e)
     str_printf(key, sizeof key, "%smetadata.yaml", r->folder);
     int rc = stor_put(r->stor, key, text, strlen(text), e);
     free(text);
+    if (rc == 0)
+        *out = m;
     return rc;
 }
 
-/* Backs up one namespace into `base` + "data/<ns>/"; *records_out = records kept. */
+/* Backs up one namespace into `base` + "data/<ns>/". *kept tells whether a backup remains (an
+ * empty incremental is removed); then *meta is its metadata. */
 static int backup_namespace(const struct backup_spec *spec, struct as_cluster *cluster, struct stor *stor,
                             struct backup_progress *progress, const volatile bool *cancel,
-                            const char *base, const char *ns, uint64_t *records_out, uint64_t *bytes_out,
+                            const char *base, const char *ns, struct backup_meta *meta, bool *kept,
                             struct err *e)
 {
     const struct cfg_routine *rt = cfg_map_get(&spec->cfg->routines, spec->routine);
@@ -619,14 +623,11 @@ static int backup_namespace(const struct backup_spec *spec, struct as_cluster *c
     if (rc == 0 && records_wanted)
         rc = scan_namespace(&r, e);
     bool empty_incremental = spec->kind == BACKUP_INCREMENTAL && r.records == 0;
+    *kept = false;
     if (rc == 0 && empty_incremental)
         rc = stor_delete_prefix(stor, r.folder, e);
-    else if (rc == 0)
-        rc = write_meta(&r, e);
-    if (rc == 0) {
-        *records_out = empty_incremental ? 0 : r.records;
-        *bytes_out = empty_incremental ? 0 : r.bytes;
-    }
+    else if (rc == 0 && (rc = write_meta(&r, meta, e)) == 0)
+        *kept = true;
     if (r.scan.filter)
         as_buf_free(&r.filter);
     memset(&key, 0, sizeof key);
@@ -697,13 +698,19 @@ int backup_run(const struct backup_spec *spec, struct as_cluster *cluster, struc
 
     struct as_strv namespaces = {0};
     int rc = list_namespaces(cluster, rt, &namespaces, e);
+    out->metas = calloc(namespaces.n ? namespaces.n : 1, sizeof *out->metas);
+    if (rc == 0 && !out->metas)
+        rc = err_set(e, ERR_NOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < namespaces.n; i++) {
-        uint64_t records = 0, bytes = 0;
-        rc = backup_namespace(spec, cluster, stor, progress, cancel, out->folder, namespaces.v[i], &records,
-                              &bytes, e);
-        out->records += records;
-        out->bytes += bytes;
+        bool kept = false;
+        struct backup_meta *m = &out->metas[out->n_metas];
+        rc = backup_namespace(spec, cluster, stor, progress, cancel, out->folder, namespaces.v[i], m, &kept, e);
         out->namespaces++;
+        if (rc == 0 && kept) {
+            out->records += m->record_count;
+            out->bytes += m->byte_count;
+            out->n_metas++;
+        }
     }
     as_strv_free(&namespaces);
     if (rc == 0)
@@ -713,6 +720,14 @@ int backup_run(const struct backup_spec *spec, struct as_cluster *cluster, struc
         struct err de = {0};
         if (stor_delete_prefix(stor, out->folder, &de))
             LOG_E("backup", "routine %s: cannot remove %s: %s", spec->routine, out->folder, de.msg);
+        out->n_metas = 0; /* nothing of this run is kept */
     }
     return rc;
+}
+
+void backup_outcome_free(struct backup_outcome *out)
+{
+    free(out->metas);
+    out->metas = NULL;
+    out->n_metas = 0;
 }

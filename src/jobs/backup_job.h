@@ -16,6 +16,7 @@
 
 #include "aerospike/as_cluster.h"
 #include "config/cfg_model.h"
+#include "jobs/backup_meta.h"
 #include "storage/storage.h"
 #include "util/err.h"
 #include "util/slots.h"
@@ -47,10 +48,15 @@ struct backup_outcome {
     uint64_t records;
     uint64_t bytes;
     bool empty;                 /* incremental without records: nothing kept */
+    struct backup_meta *metas;  /* metadata.yaml of each namespace backup kept (owned) */
+    size_t n_metas;
 };
 
 int backup_run(const struct backup_spec *spec, struct as_cluster *cluster, struct stor *stor,
                struct backup_progress *progress, const volatile bool *cancel,
                struct backup_outcome *out, struct err *e);
+
+/* Frees what backup_run allocated in *out (safe after a failed run). */
+void backup_outcome_free(struct backup_outcome *out);
 
 #endif

@@ -104,11 +104,14 @@ static int open_targets(struct job *job, const struct cfg_routine *rt, struct st
     return job_cluster_connect(rt->source_cluster, cc, cluster, e);
 }
 
-static void after_success(struct jobs *j, struct job *job, const struct cfg_routine *rt, struct stor *stor)
+/* Records the new backups in the history cache (no storage listing) and applies retention. */
+static void after_success(struct jobs *j, struct job *job, const struct cfg_routine *rt, struct stor *stor,
+                          const struct backup_outcome *out)
 {
     struct err e = {0};
-    if (history_cache_refresh(j->history, job->routine, stor, &e))
-        LOG_W("jobs", "routine %s: history not refreshed: %s", job->routine, e.msg);
+    for (size_t i = 0; i < out->n_metas; i++)
+        if (history_cache_add(j->history, job->routine, job->type, out->folder, NULL, &out->metas[i], &e))
+            LOG_W("jobs", "routine %s: history not updated: %s", job->routine, e.msg);
     if (job->type != SCHED_FULL)
         return;
     const struct cfg_policy *pol = cfg_map_get(&job->snapshot->policies, rt->backup_policy);
@@ -174,15 +177,16 @@ static int run_job(struct jobs *j, struct job *job, struct err *e)
             if (spec.modified_after_ms < 0)
                 rc = err_set(e, ERR_INVALID, "no full backup yet");
         }
-        struct backup_outcome out;
+        struct backup_outcome out = {0};
         if (rc == 0)
             rc = backup_run(&spec, cluster, stor, &job->progress, &job->cancel, &out, e);
         if (rc == 0) {
             LOG_I("jobs", "routine %s: %s backup %s: %llu records, %llu bytes", job->routine,
                   sched_type_name(job->type), out.empty ? "empty (removed)" : out.folder,
                   (unsigned long long)out.records, (unsigned long long)out.bytes);
-            after_success(j, job, rt, stor);
+            after_success(j, job, rt, stor, &out);
         }
+        backup_outcome_free(&out);
     }
     as_cluster_free(cluster);
     stor_close(stor);

@@ -132,20 +132,6 @@ static char *key_dir(const char *key)
     return strndup(key, slash ? (size_t)(slash - key) : 0);
 }
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* ---- writer ------------------------------------------------------------------------------- */
 
 struct local_writer {
@@ -190,7 +176,7 @@ static int lw_flush(struct local_writer *w, struct err *e)
 {
     if (w->blen == 0)
         return 0;
-    if (write_all(w->fd, w->buf, w->blen) != 0)
+    if (fs_write_all(w->fd, w->buf, w->blen) != 0)
         return err_set(e, ERR_IO, "%s: cannot write: %s", w->path, strerror(errno));
     w->blen = 0;
     return 0;
@@ -209,7 +195,7 @@ static int lw_write(struct stor_writer *base, const void *data, size_t len, stru
     if (rc)
         return rc;
     if (len >= LOCAL_BUF_SIZE) {
-        if (write_all(w->fd, p, len) != 0)
+        if (fs_write_all(w->fd, p, len) != 0)
             return err_set(e, ERR_IO, "%s: cannot write: %s", w->path, strerror(errno));
         return 0;
     }

@@ -63,8 +63,9 @@ int fs_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+int fs_write_all(int fd, const void *data, size_t len)
 {
+    const char *p = data;
     while (len > 0) {
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
@@ -102,7 +103,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t new_m
     int fd = mkstemp(tmp);
     if (fd < 0)
         return err_set(e, ERR_IO, "%s: cannot create temporary file: %s", path, strerror(errno));
-    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, mode) != 0 || fs_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
         int saved = errno;
         close(fd);
         unlink(tmp);

@@ -20,6 +20,9 @@ int fs_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len
  */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t new_mode, struct err *e);
 
+/* Writes all `len` bytes (retrying short writes and EINTR); -1 with errno set on failure. */
+int fs_write_all(int fd, const void *data, size_t len);
+
 /* Creates a directory and its parents with `mode` (existing directories are fine). */
 int fs_mkdirs(const char *path, mode_t mode, struct err *e);
 
