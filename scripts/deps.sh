@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git curl ca-certificates
       libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
       libzstd-dev zlib1g-dev libcrypt-dev libcmocka-dev
-      jq procps python3 unzip)
+      jq procps python3 unzip libxml2-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,3 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Extra installs owned by features (npm test servers, packaging tools, ...): one file each.
+for extra in "$(dirname "$0")"/deps.d/*.sh; do
+  [ -e "$extra" ] || continue
+  bash "$extra"
+done

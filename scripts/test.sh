@@ -15,3 +15,9 @@ for variant in release asan; do
 done
 echo "== OpenAPI lint =="
 bash scripts/lint-openapi.sh
+# Further checks owned by features (fuzzing run, metrics lint, ...): one file each, run in order.
+for extra in scripts/test.d/*.sh; do
+  [ -e "$extra" ] || continue
+  echo "== $(basename "$extra" .sh) =="
+  bash "$extra"
+done

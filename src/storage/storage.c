@@ -27,10 +27,10 @@ int stor_open(const struct cfg_storage *cfg, struct stor **out, struct err *e)
     if (cfg->local)
         return stor_local_open(cfg->local, out, e);
     if (cfg->s3)
-        return err_set(e, ERR_INVALID, "storage: s3-storage is not supported yet");
+        return stor_s3_open(cfg->s3, out, e);
     if (cfg->azure)
-        return err_set(e, ERR_INVALID, "storage: azure-storage is not supported yet");
-    return err_set(e, ERR_INVALID, "storage: gcp-storage is not supported yet");
+        return stor_azure_open(cfg->azure, out, e);
+    return stor_gcs_open(cfg->gcp, out, e);
 }
 
 void stor_close(struct stor *s)

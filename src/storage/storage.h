@@ -271,5 +271,8 @@ int stor_page_add(struct stor_page *p, const char *key, bool is_prefix, uint64_t
 
 /* Backend constructors. */
 int stor_local_open(const struct cfg_local_storage *cfg, struct stor **out, struct err *e);
+int stor_s3_open(const struct cfg_s3_storage *cfg, struct stor **out, struct err *e);
+int stor_azure_open(const struct cfg_azure_storage *cfg, struct stor **out, struct err *e);
+int stor_gcs_open(const struct cfg_gcp_storage *cfg, struct stor **out, struct err *e);
 
 #endif
