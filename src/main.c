@@ -1,7 +1,8 @@
 /*
  * main.c - the aerospike-backup-service process: command-line flags (same as ABS), start-up
  * (configuration, logger, metrics, HTTP API), signal handling (SIGTERM/SIGINT graceful stop,
- * SIGHUP re-reads the configuration like POST /v1/config/apply) and shutdown.
+ * SIGHUP re-reads the configuration like POST /v1/config/apply), shutdown, and the systemd
+ * notifications around them (READY=1 once the HTTP server listens, RELOADING=1, STOPPING=1).
  *
  * Signals are blocked in every thread and taken synchronously by the main thread with
  * sigwait(), so no work happens in signal context.
@@ -21,6 +22,7 @@
 #include "metrics/metrics.h"
 #include "sched/scheduler.h"
 #include "util/log.h"
+#include "util/sdnotify.h"
 #include "version.h"
 
 #define DEFAULT_CONFIG "/etc/aerospike-backup-service/aerospike-backup-service.yml"
@@ -164,6 +166,7 @@ static int run(struct cfg_store *store)
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file over RLIMIT_FSIZE: the write fails (EFBIG), the job with it */
 
     struct err e = {0};
     struct service svc = {.store = store, .metrics = metrics_new()};
@@ -186,6 +189,8 @@ static int run(struct cfg_store *store)
     cfg_store_set_listener(store, on_config_change, &svc);
     LOG_I("main", "aerospike-backup-service %s started, configuration %s", ABS_VERSION,
           cfg_store_source(store));
+    if (sdnotify_ready(&e))
+        LOG_W("main", "%s", e.msg);
 
     for (;;) {
         int sig = 0;
@@ -193,13 +198,20 @@ static int run(struct cfg_store *store)
             continue;
         if (sig == SIGHUP) {
             LOG_I("main", "SIGHUP: re-reading configuration");
+            struct err ne = {0};
+            if (sdnotify_reloading(&ne))
+                LOG_W("main", "%s", ne.msg);
             if (cfg_store_apply(store, &e))
                 LOG_E("main", "configuration not applied: %s", e.msg);
+            if (sdnotify_ready(&ne))
+                LOG_W("main", "%s", ne.msg);
             continue;
         }
         LOG_I("main", "%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
     }
+    if (sdnotify_stopping(&e))
+        LOG_W("main", "%s", e.msg);
     api_stop(server);
     cfg_store_set_listener(store, NULL, NULL);
     stop_backups(&svc);

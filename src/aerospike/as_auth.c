@@ -213,6 +213,28 @@ static int admin_exchange(struct as_conn *c, struct as_buf *req, struct as_buf *
     return 0;
 }
 
+/* What a refused LOGIN means, for the error message. */
+static const char *login_hint(int result)
+{
+    switch (result) {
+    case AS_SEC_ERR_NOT_SUPPORTED:
+        return " - the server has no security (Community Edition?) but a user is configured";
+    case AS_SEC_ERR_USER:
+        return " - unknown user (or, for PKI, no user matches the client certificate)";
+    case AS_SEC_ERR_PASSWORD:
+    case AS_SEC_ERR_CREDENTIAL:
+        return " - wrong password";
+    case AS_SEC_ERR_EXPIRED_PASSWORD:
+        return " - the password has expired";
+    case AS_SEC_ERR_NOT_WHITELISTED:
+        return " - this client address is not allowed for the user";
+    case 90:
+        return " - external (LDAP) authentication is not configured on the server";
+    default:
+        return "";
+    }
+}
+
 int as_auth_login(struct as_conn *c, enum as_auth_mode mode, const char *user,
                   const char *credential, const char *clear_password, struct as_session *s,
                   bool *no_security, uint32_t timeout_ms, struct err *e)
@@ -236,11 +258,11 @@ int as_auth_login(struct as_conn *c, enum as_auth_mode mode, const char *user,
             as_session_clear(s);
             LOG_D("as", "%s: security is not enabled on the server; no login needed", c->peer);
         } else if (result != 0) {
-            rc = err_set(e, ERR_INVALID, "%s: login refused: %s (%d)%s", c->peer,
-                         as_result_name(result), result,
-                         result == AS_SEC_ERR_NOT_SUPPORTED
-                             ? " - the server has no security (Community Edition?) but a user is configured"
-                             : "");
+            rc = err_set(e, ERR_INVALID, "%s: login%s%s%s refused: %s (%d)%s", c->peer,
+                         user && mode != AS_AUTH_PKI ? " of user '" : "",
+                         user && mode != AS_AUTH_PKI ? user : "",
+                         user && mode != AS_AUTH_PKI ? "'" : "",
+                         as_result_name(result), result, login_hint(result));
             as_session_clear(s);
         } else if (!s->token) {
             rc = err_set(e, ERR_INVALID, "%s: login reply carries no session token", c->peer);

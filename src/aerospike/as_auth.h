@@ -79,7 +79,8 @@ int as_auth_reply_decode(const uint8_t *body, size_t len, int *result, struct as
 
 /* LOGIN on an open connection. On success *s holds the token (or nothing, with
  * *no_security set, when the server has security disabled). Server refusals are ERR_INVALID
- * ("login refused: INVALID_PASSWORD (62)"), network failures ERR_IO / ERR_UNAVAILABLE. */
+ * with the user, the code name and what it means ("login of user 'u' refused:
+ * INVALID_CREDENTIAL (65) - wrong password"); network failures ERR_IO / ERR_UNAVAILABLE. */
 int as_auth_login(struct as_conn *c, enum as_auth_mode mode, const char *user,
                   const char *credential, const char *clear_password, struct as_session *s,
                   bool *no_security, uint32_t timeout_ms, struct err *e);

@@ -21,8 +21,11 @@
 
 #include "aerospike/as_info.h"
 #include "util/log.h"
+#include "version.h"
 
 #define NODE_MAX_FAILURES 5
+/* The client part of user-agent-set ("<language>-<version>", as the official clients send). */
+#define AS_CLIENT_ID "c-abs-" ABS_VERSION
 
 struct as_node {
     struct as_cluster *cluster;
@@ -61,6 +64,7 @@ struct as_cluster {
     char *user;
     char *password;
     char *cluster_name;
+    char *app_id;
     char credential[AS_CREDENTIAL_LEN + 1];
     bool need_login;
     struct as_tls_ctx *tls;
@@ -289,7 +293,51 @@ int as_node_info(struct as_node *n, const char *cmds, struct as_buf *reply, stru
     return 0;
 }
 
+/* ---- user agent ---------------------------------------------------------------------------- */
+
+/* True when a "major.minor..." build is at least maj.min. */
+static bool build_at_least(const char *build, unsigned maj, unsigned min)
+{
+    unsigned a = 0, b = 0;
+    if (sscanf(build, "%u.%u", &a, &b) != 2)
+        return false;
+    return a > maj || (a == maj && b >= min);
+}
+
+/* Servers 8.1+ keep a user agent per connection: "1,<client>-<version>,<app id>" in base64,
+ * sent like the official clients on every new tend connection. A refusal is only logged. */
+static void send_user_agent(struct as_cluster *c, struct as_conn *conn, const char *build,
+                            const char *node)
+{
+    if (!build_at_least(build, 8, 1))
+        return;
+    char agent[65], b64[100], cmd[160];
+    int n = snprintf(agent, sizeof agent, "1,%s,%s", AS_CLIENT_ID, c->app_id);
+    if (n < 0)
+        return;
+    size_t bl = as_b64_encode((const uint8_t *)agent, strlen(agent), b64);
+    b64[bl] = 0;
+    snprintf(cmd, sizeof cmd, "user-agent-set:value=%s", b64);
+    struct as_buf reply;
+    as_buf_init(&reply);
+    struct err e;
+    err_clear(&e);
+    const char *v = NULL;
+    size_t vl = 0;
+    int rc = as_info_exec(conn, cmd, &reply, as_deadline_in(cfg_or(c->cfg.info_timeout_ms, 10000)), 0, &e);
+    if (rc == 0 && as_info_reply_value(&reply, cmd, &v, &vl))
+        rc = as_info_check(node, "user-agent-set", v, vl, NULL, &e);
+    if (rc)
+        LOG_D("as", "node %s: user-agent-set: %s", node, e.msg);
+    as_buf_free(&reply);
+}
+
 /* ---- probing a host ------------------------------------------------------------------------ */
+
+static bool want_login(const struct as_cluster *c)
+{
+    return c->need_login;
+}
 
 /* Connects to host:port, logs in, validates with node/partition-generation/build
  * [/cluster-name]; `expect` (a peer's id) must match when given. */
@@ -319,6 +367,15 @@ static int node_probe(struct as_cluster *c, const char *host, uint16_t port, con
     size_t vl = 0;
     char name[AS_NODE_NAME_MAX + 1] = "", build[32] = "";
     int64_t pgen = 0;
+    int code = 0;
+    const char *body = (const char *)reply.data;
+    const char *eol = !rc && reply.len > 6 ? memchr(body, '\n', reply.len) : NULL;
+    /* a secured node answers the whole request with one ERROR:80 line before a login */
+    if (eol && !want_login(c) && memcmp(body, "ERROR:", 6) == 0 &&
+        as_info_value_error(body, (size_t)(eol - body), &code, &v, &vl) &&
+        code == AS_SEC_ERR_NOT_AUTHENTICATED)
+        rc = err_set(e, ERR_INVALID, "%s: the server requires a login (%s (%d)) but no user is configured",
+                     conn->peer, as_result_name(code), code);
     if (!rc) {
         if (!as_info_reply_value(&reply, "node", &v, &vl) || vl == 0 || vl > AS_NODE_NAME_MAX ||
             as_info_check(NULL, "node", v, vl, NULL, e) != 0)
@@ -376,6 +433,7 @@ static int node_probe(struct as_cluster *c, const char *host, uint16_t port, con
     pthread_mutex_init(&n->sess_mu, NULL);
     n->session = s;
     n->no_security = nosec;
+    send_user_agent(c, conn, n->build, n->name);
     LOG_D("as", "node %s at %s (build %s) added", n->name, n->addr, n->build);
     *out = n;
     return 0;
@@ -486,6 +544,7 @@ static int tend_exchange(struct as_cluster *c, struct as_node *n, const char *cm
         int rc = node_open_conn(n, &n->tend_conn, e);
         if (rc)
             return rc;
+        send_user_agent(c, n->tend_conn, n->build, n->name);
     }
     int rc = as_info_exec(n->tend_conn, cmds, reply,
                           as_deadline_in(cfg_or(c->cfg.info_timeout_ms, 10000)), 0, e);
@@ -669,6 +728,8 @@ static int tend_locked(struct as_cluster *c, struct err *e)
         const char *v = NULL;
         size_t vl = 0;
         int64_t pg, ptg;
+        if (n->peers_gen == INT64_MIN && n->partition_gen == INT64_MIN)
+            continue; /* just validated: peers and replicas come next, as the C client does */
         int r = tend_exchange(c, n, "node\npeers-generation\npartition-generation\n", &reply, &ne);
         if (!r) {
             if (!as_info_reply_value(&reply, "node", &v, &vl) || vl != strlen(n->name) ||
@@ -846,6 +907,8 @@ int as_cluster_new(const struct as_cluster_config *cfg, struct as_cluster **out,
     c->user = dup_or_null(cfg->user);
     c->password = cfg->password ? strdup(cfg->password) : NULL;
     c->cluster_name = dup_or_null(cfg->cluster_name);
+    c->app_id = strdup(cfg->app_id && *cfg->app_id ? cfg->app_id
+                       : cfg->user && *cfg->user ? cfg->user : "not-set");
     pthread_rwlock_init(&c->lock, NULL);
     pthread_mutex_init(&c->tend_mu, NULL);
     pthread_mutex_init(&c->th_mu, NULL);
@@ -855,7 +918,8 @@ int as_cluster_new(const struct as_cluster_config *cfg, struct as_cluster **out,
     pthread_cond_init(&c->th_cv, &ca);
     pthread_condattr_destroy(&ca);
     int rc = 0;
-    if (!c->seeds || (cfg->user && *cfg->user && !c->user) || (cfg->password && !c->password)) {
+    if (!c->seeds || !c->app_id || (cfg->user && *cfg->user && !c->user) ||
+        (cfg->password && !c->password)) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -864,6 +928,7 @@ int as_cluster_new(const struct as_cluster_config *cfg, struct as_cluster **out,
     c->cfg.user = c->user;
     c->cfg.password = NULL; /* kept only in c->password */
     c->cfg.cluster_name = c->cluster_name;
+    c->cfg.app_id = c->app_id;
     c->need_login = c->user != NULL || cfg->auth_mode == AS_AUTH_PKI;
     if (c->user && cfg->auth_mode != AS_AUTH_PKI) {
         rc = as_auth_credential(c->password ? c->password : "", c->credential, e);
@@ -913,6 +978,7 @@ void as_cluster_free(struct as_cluster *c)
     }
     explicit_bzero(c->credential, sizeof c->credential);
     free(c->cluster_name);
+    free(c->app_id);
     pthread_rwlock_destroy(&c->lock);
     pthread_mutex_destroy(&c->tend_mu);
     pthread_mutex_destroy(&c->th_mu);

@@ -6,13 +6,17 @@
  * Discovery (as the official C client 7.3.0 does it, seen in the captures):
  *   seed:  connect (+ login), "node\npartition-generation\nbuild\n" [+ "cluster-name\n"];
  *          a node is accepted when its name is non-empty, partition-generation != -1 and the
- *          cluster name matches (when one is configured);
+ *          cluster name matches (when one is configured); then, on servers 8.1+,
+ *          "user-agent-set:value=<b64 of 1,c-abs-<version>,<app id>>" on every new tend
+ *          connection (app id: configured, else the user, else "not-set");
  *   peers: "peers-clear-std" (TLS: "peers-tls-std"; use_services_alternate: "*-alt");
  *          each unknown peer is connected on its addresses in order and must report the
  *          node id the peers list gave;
  *   map:   "partition-generation\nreplicas\n" on every node whose partition-generation
  *          changed;
- *   tend:  "node\npeers-generation\npartition-generation\n" per node; a node whose name
+ *   tend:  "node\npeers-generation\npartition-generation\n" per node (not in the pass that
+ *          validated it: the seed's first requests are exactly the captured C client's); a
+ *          node whose name
  *          changed, that failed 5 times in a row, or that no peer lists any more while it
  *          failed or owns no partition, is dropped; unknown peers are added.
  * as_cluster_tend() runs one pass; a tend thread runs it every tend_interval_ms while at
@@ -53,6 +57,7 @@ struct as_cluster_config {
     struct as_tls_config tls;          /* tls.enable selects TLS for every connection */
     bool use_services_alternate;       /* peers-*-alt instead of peers-*-std */
     const char *cluster_name;          /* NULL/"" = not checked */
+    const char *app_id;                /* user agent's app id; NULL: the user, else "not-set" */
     uint32_t connect_timeout_ms;       /* 0 -> 10000 */
     uint32_t login_timeout_ms;         /* 0 -> 10000 */
     uint32_t info_timeout_ms;          /* 0 -> 10000: total time of one info exchange */

@@ -102,12 +102,40 @@ struct as_tls_ctx {
     SSL_CTX *ctx;
 };
 
+/* What an OpenSSL failure usually means for a user, from the reason of its last error. */
+static const char *tls_hint(unsigned long code)
+{
+    if (!code || ERR_GET_LIB(code) != ERR_LIB_SSL)
+        return "";
+    switch (ERR_GET_REASON(code)) {
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+        return " (the server closed the connection in the handshake: is TLS enabled on this port?)";
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_WRONG_VERSION_NUMBER:
+        return " (no TLS protocol version in common with the server: check tls protocols)";
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_CIPHERS_AVAILABLE:
+        return " (no cipher suite in common with the server: check tls cipher-suite)";
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+        return " (the server refused the client certificate or requires one: check cert-file/key-file)";
+    default:
+        return "";
+    }
+}
+
 static void tls_errors(char *out, size_t cap)
 {
-    unsigned long code;
+    unsigned long code, last = 0;
     size_t used = 0;
     out[0] = 0;
     while ((code = ERR_get_error()) != 0) {
+        last = code;
         if (used + 3 < cap) {
             char one[256];
             ERR_error_string_n(code, one, sizeof one);
@@ -118,6 +146,9 @@ static void tls_errors(char *out, size_t cap)
     }
     if (!out[0])
         snprintf(out, cap, "unknown OpenSSL error");
+    const char *hint = tls_hint(last);
+    if (*hint && used + strlen(hint) + 1 < cap)
+        snprintf(out + used, cap - used, "%s", hint);
 }
 
 static int protocol_version(const char *tok, size_t len)
@@ -202,6 +233,37 @@ static int key_password_cb(char *buf, int size, int rwflag, void *u)
     return (int)n;
 }
 
+/* key-file-password: "env:VAR", "file:PATH" (first line) or the literal password. The result
+ * is malloc'ed (wipe and free it); the password itself never appears in a message. */
+static int key_password_resolve(const char *spec, char **out, struct err *e)
+{
+    *out = NULL;
+    if (!spec)
+        return 0;
+    if (strncmp(spec, "env:", 4) == 0) {
+        const char *v = getenv(spec + 4);
+        if (!v)
+            return err_set(e, ERR_INVALID, "tls: key-file-password: environment variable %s is not set",
+                           spec + 4);
+        *out = strdup(v);
+    } else if (strncmp(spec, "file:", 5) == 0) {
+        FILE *f = fopen(spec + 5, "r");
+        if (!f)
+            return err_set(e, ERR_INVALID, "tls: key-file-password: cannot read %s: %s", spec + 5,
+                           strerror(errno));
+        char buf[1024];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        buf[strcspn(buf, "\r\n")] = 0;
+        *out = strdup(buf);
+        explicit_bzero(buf, sizeof buf);
+    } else {
+        *out = strdup(spec);
+    }
+    return *out ? 0 : err_set(e, ERR_NOMEM, "tls: out of memory");
+}
+
 int as_tls_ctx_new(const struct as_tls_config *cfg, struct as_tls_ctx **out, struct err *e)
 {
     *out = NULL;
@@ -250,16 +312,24 @@ int as_tls_ctx_new(const struct as_tls_config *cfg, struct as_tls_ctx **out, str
         }
     }
     if (cfg->key_file && *cfg->key_file) {
-        struct pw_cb pw = { cfg->key_password };
+        char *password = NULL;
+        rc = key_password_resolve(cfg->key_password, &password, e);
+        if (rc)
+            goto fail;
+        struct pw_cb pw = { password };
         SSL_CTX_set_default_passwd_cb(ctx, key_password_cb);
         SSL_CTX_set_default_passwd_cb_userdata(ctx, &pw);
         int ok = SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM);
         SSL_CTX_set_default_passwd_cb(ctx, NULL);
         SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+        if (password) {
+            explicit_bzero(password, strlen(password));
+            free(password);
+        }
         if (ok != 1) {
             tls_errors(oe, sizeof oe);
-            rc = err_set(e, ERR_INVALID, "tls: cannot load key-file %s (wrong password?): %s",
-                         cfg->key_file, oe);
+            rc = err_set(e, ERR_INVALID, "tls: cannot load key-file %s (%s): %s", cfg->key_file,
+                         cfg->key_password ? "wrong key-file-password?" : "encrypted? set key-file-password", oe);
             goto fail;
         }
         if (SSL_CTX_check_private_key(ctx) != 1) {

@@ -18,7 +18,8 @@
  * TLS: one `struct as_tls_ctx` (an SSL_CTX) per cluster, built from ca-file / ca-path /
  * cert-file / key-file (+ password) / protocols / cipher-suite. Each connection verifies the
  * server chain; when a TLS name is given it is sent as SNI and checked against the
- * certificate (CN/SAN, wildcards) with OpenSSL's host check.
+ * certificate (CN/SAN, wildcards) with OpenSSL's host check. Handshake failures name the
+ * likely cause (protocol or cipher mismatch, client certificate refused or missing).
  *
  * Thread-safety: a connection is used by one thread at a time; the pool and the TLS context
  * are safe to share.
@@ -52,7 +53,8 @@ struct as_tls_config {
     const char *ca_path;      /* hashed directory */
     const char *cert_file;    /* client certificate chain (mutual TLS / PKI login) */
     const char *key_file;     /* client private key */
-    const char *key_password; /* for an encrypted key_file; never logged */
+    const char *key_password; /* for an encrypted key_file: "env:VAR", "file:PATH" (its first
+                                 line) or the password itself; never logged */
     const char *protocols;    /* "TLSv1.2", "TLSv1.2 TLSv1.3", "+TLSv1.3 -TLSv1", "all"; NULL: TLSv1.2+ */
     const char *cipher_suite; /* OpenSSL cipher list (TLS <= 1.2) or TLS 1.3 suites */
 };

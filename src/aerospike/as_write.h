@@ -16,7 +16,13 @@
  * could be obtained; a namespace missing from the cluster's partition map is answered 20
  * (NAMESPACE) without a request. Items answered 9 TIMEOUT, 14 KEY_BUSY, 18 DEVICE_OVERLOAD, 11, 152 or
  * not answered because of a network failure/timeout are retried with exponential backoff
- * until max_retries / the total timeout.
+ * (retry n waits retry_sleep_ms x retry_multiplier^(n-1), at most 10 minutes) up to
+ * max_retries times.
+ *
+ * Pipelining: `struct as_write_pipe` keeps up to `depth` requests in flight from one thread,
+ * each on a connection of its own (the server answers a connection's requests one at a time
+ * and batch replies carry no request id, so requests are never interleaved on one socket);
+ * the replies are read oldest first.
  *
  * One `struct as_writer` per worker thread (buffers reused across calls).
  */
@@ -53,8 +59,10 @@ struct as_write_policy {
     bool commit_master;
     uint32_t socket_timeout_ms; /* one attempt's read/write wait; 0 -> total or 10000 */
     uint32_t total_timeout_ms;  /* one attempt, sent as transaction_ttl; 0 -> 10000 */
-    uint32_t max_retries;       /* 0 -> 5 */
-    uint32_t retry_sleep_ms;    /* first backoff; 0 -> 100, doubled up to 5000 */
+    uint32_t max_retries;       /* 0 -> 5 unless max_retries_set */
+    bool max_retries_set;       /* max_retries as given, 0 = no retry */
+    uint32_t retry_sleep_ms;    /* first backoff; 0 -> 100 */
+    double retry_multiplier;    /* backoff factor per retry; < 1 -> 2.0 */
     const volatile bool *cancel;
 };
 
@@ -82,6 +90,36 @@ int as_write_put(struct as_writer *w, struct as_cluster *c, const struct as_writ
  * answer, a negative error otherwise (unanswered items keep result -1). */
 int as_write_batch(struct as_writer *w, struct as_cluster *c, const struct as_write_policy *p,
                    struct as_write_item *items, size_t n, struct err *e);
+
+/* ---- pipelined writes ------------------------------------------------------------------------ */
+
+struct as_write_pipe;
+
+/* One per worker thread; `depth` = requests in flight at most (>= 1). */
+int as_write_pipe_new(struct as_write_pipe **out, unsigned depth, struct err *e);
+/* Drops the connections of requests still in flight (their answers are lost). */
+void as_write_pipe_free(struct as_write_pipe *pp);
+/*
+ * Sends the first attempt of items[0..n): batch requests grouped by master node (a group of
+ * one as a single write), or with `single` one single write per item; waits for the oldest
+ * requests only when `depth` are already out. The items (and their records) must stay valid
+ * until as_write_pipe_next hands back `tag`. Returns 0, or a negative error for invalid input
+ * (nothing sent).
+ */
+int as_write_pipe_submit(struct as_write_pipe *pp, struct as_cluster *c, const struct as_write_policy *p,
+                         struct as_write_item *items, size_t n, bool single, void *tag, struct err *e);
+/*
+ * Finishes the oldest submission: reads its answers, runs the remaining attempts of its
+ * unanswered / refused items synchronously (backoff as above), sets *tag and *wrc (what
+ * as_write_batch would have returned, message in *we). Returns 1 when nothing is pending.
+ */
+int as_write_pipe_next(struct as_write_pipe *pp, struct as_cluster *c, const struct as_write_policy *p,
+                       void **tag, int *wrc, struct err *we);
+unsigned as_write_pipe_in_flight(const struct as_write_pipe *pp);
+
+/* Backoff before retry number `retry` (1-based) under policy p. */
+#define AS_WRITE_MAX_RETRY_DELAY_MS 600000u
+uint32_t as_write_retry_delay_ms(const struct as_write_policy *p, uint32_t retry);
 
 /* Encoders (exposed for tests). */
 int as_write_encode_single(struct as_buf *b, const struct as_write_policy *p,

@@ -10,6 +10,7 @@
 #include "api/api_internal.h"
 #include "config/config.h"
 #include "jobs/backup_meta.h"
+#include "jobs/stor_link.h"
 #include "storage/storage.h"
 #include "util/strutil.h"
 #include "util/zip.h"
@@ -106,7 +107,8 @@ static void api_retrieve_configuration(struct api_request *req, struct api_respo
     struct stor *s = NULL;
     uint8_t *zip = NULL;
     size_t len = 0;
-    int rc = rt ? stor_open(cfg_map_get(&c->storage, rt->storage), &s, &e)
+    struct secret_scope scope = {.agents = &c->secret_agents};
+    int rc = rt ? job_stor_open(rt->storage, cfg_map_get(&c->storage, rt->storage), &scope, &s, &e)
                 : err_set(&e, ERR_NOT_FOUND, "routine %s not found", name);
     if (rc == 0)
         rc = build_archive(s, name, ts, &zip, &len, &e);

@@ -1,10 +1,21 @@
 /*
  * asb_b64.c - base64 as the .asb format uses it: standard alphabet, '=' padding, no line
- * breaks. Encoding is table driven, 3 bytes -> 4 characters; decoding is strict (every
- * character checked, padding only in the final quantum, n % 4 == 0) because the decoder must
- * reject corrupt files rather than guess.
+ * breaks. Encoding: 12 bytes per step with SSSE3 where the CPU has it (bytes regrouped with a
+ * shuffle, the four 6-bit fields isolated with two multiplies, characters from a 16-entry
+ * offset table), else table driven (12 input bits -> 2 characters, 6 bytes per step);
+ * decoding is strict (every character checked, padding only in the final quantum,
+ * n % 4 == 0) because the decoder must reject corrupt files rather than guess.
  */
 #include "asb/asb.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define B64_HAVE_X86 1
+#endif
 
 static const char B64_ALPHABET[64] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -29,16 +40,88 @@ static const uint8_t B64_VALUE[256] = {
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 };
 
+/* Pairs of output characters for every 12-bit input group: two table loads and two 16-bit
+ * stores per 3 input bytes instead of four byte lookups. Built once (pthread_once). */
+static uint16_t B64_PAIRS[4096];
+static pthread_once_t b64_pairs_once = PTHREAD_ONCE_INIT;
+
+static bool b64_simd;
+
+static void b64_pairs_build(void)
+{
+    for (unsigned v = 0; v < 4096; v++) {
+        uint8_t two[2] = {(uint8_t)B64_ALPHABET[v >> 6], (uint8_t)B64_ALPHABET[v & 63]};
+        memcpy(&B64_PAIRS[v], two, 2);
+    }
+#ifdef B64_HAVE_X86
+    __builtin_cpu_init();
+    b64_simd = __builtin_cpu_supports("ssse3");
+#endif
+}
+
+#ifdef B64_HAVE_X86
+/* Encodes 12 bytes per step while 16 can be read; returns the input bytes consumed. */
+__attribute__((target("ssse3"))) static size_t b64_encode_ssse3(const uint8_t *in, size_t n, char *out)
+{
+    /* each 32-bit lane gets the bytes b1 b0 b2 b1 of its 3-byte group */
+    const __m128i regroup = _mm_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1);
+    const __m128i mask_a = _mm_set1_epi32(0x0fc0fc00), mul_a = _mm_set1_epi32(0x04000040);
+    const __m128i mask_b = _mm_set1_epi32(0x003f03f0), mul_b = _mm_set1_epi32(0x01000010);
+    /* index 0..25 -> 13, 26..51 -> 0, 52..61 -> 1..10, 62 -> 11, 63 -> 12: offsets to ASCII */
+    const __m128i offsets = _mm_setr_epi8('a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+                                          '0' - 52, '0' - 52, '0' - 52, '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0);
+    const __m128i c51 = _mm_set1_epi8(51), c26 = _mm_set1_epi8(26), c13 = _mm_set1_epi8(13);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 12, out += 16) {
+        __m128i v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(in + i)), regroup);
+        __m128i hi = _mm_mulhi_epu16(_mm_and_si128(v, mask_a), mul_a);
+        __m128i lo = _mm_mullo_epi16(_mm_and_si128(v, mask_b), mul_b);
+        __m128i idx = _mm_or_si128(hi, lo);
+        __m128i sel = _mm_subs_epu8(idx, c51);
+        sel = _mm_or_si128(sel, _mm_and_si128(_mm_cmpgt_epi8(c26, idx), c13));
+        __m128i chars = _mm_add_epi8(idx, _mm_shuffle_epi8(offsets, sel));
+        _mm_storeu_si128((__m128i *)(void *)out, chars);
+    }
+    return i;
+}
+#endif
+
+static inline void put_pair(char *o, uint32_t v12)
+{
+    memcpy(o, &B64_PAIRS[v12], 2);
+}
+
+static inline uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
+
 size_t asb_b64_encode(const uint8_t *in, size_t n, char *out)
 {
+    pthread_once(&b64_pairs_once, b64_pairs_build);
     char *o = out;
     size_t i = 0;
+#ifdef B64_HAVE_X86
+    if (b64_simd && n >= 16) {
+        i = b64_encode_ssse3(in, n, out);
+        o += i / 3 * 4;
+    }
+#endif
+    /* 6 input bytes -> 8 characters per step, reading 8 bytes (the 2 extra stay in bounds) */
+    for (; i + 8 <= n; i += 6) {
+        uint64_t v = load_be64(in + i);
+        put_pair(o, (uint32_t)(v >> 52) & 0xfff);
+        put_pair(o + 2, (uint32_t)(v >> 40) & 0xfff);
+        put_pair(o + 4, (uint32_t)(v >> 28) & 0xfff);
+        put_pair(o + 6, (uint32_t)(v >> 16) & 0xfff);
+        o += 8;
+    }
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        o[0] = B64_ALPHABET[v >> 18];
-        o[1] = B64_ALPHABET[(v >> 12) & 63];
-        o[2] = B64_ALPHABET[(v >> 6) & 63];
-        o[3] = B64_ALPHABET[v & 63];
+        put_pair(o, v >> 12);
+        put_pair(o + 2, v & 0xfff);
         o += 4;
     }
     if (i < n) {

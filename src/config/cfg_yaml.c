@@ -191,7 +191,10 @@ static int read_node(struct yreader *r, yaml_event_t *ev, int depth, json_t **ou
     switch (ev->type) {
     case YAML_SCALAR_EVENT:
         *out = scalar_value(ev);
-        rc = remember_anchor(r, ev->data.scalar.anchor, *out, &ev->start_mark);
+        if (!*out) /* jansson has no infinite numbers (.inf) */
+            rc = yr_fail(r, &ev->start_mark, "number out of range (infinity is not supported)");
+        else
+            rc = remember_anchor(r, ev->data.scalar.anchor, *out, &ev->start_mark);
         break;
     case YAML_ALIAS_EVENT: {
         json_t *v = lookup_anchor(r, (const char *)ev->data.alias.anchor);

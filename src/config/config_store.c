@@ -19,6 +19,7 @@
 #include "config/cfg_schema.h"
 #include "config/cfg_validate.h"
 #include "config/cfg_yaml.h"
+#include "storage/storage.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -32,6 +33,8 @@ struct cfg_store {
     struct cfg *current;
     char *file_path;  /* file to save to; NULL for a read-only URL source */
     char *url;        /* http(s) source, or NULL */
+    struct stor *remote; /* -r with a cloud storage: the store holding the file, or NULL */
+    char *remote_key;    /* the configuration object's key in `remote` */
     char *source;     /* description for logs */
     char *header;     /* leading comment lines of the file, kept on save */
     cfg_change_fn listener;
@@ -176,19 +179,34 @@ static int read_source(struct cfg_store *s, struct cfg **out, char **header, str
 {
     char *text;
     size_t len;
-    int rc = s->url ? fetch_url(s->url, &text, &len, e)
-                    : fs_read_file(s->file_path, CONFIG_MAX_BYTES, &text, &len, e);
+    int rc = s->url      ? fetch_url(s->url, &text, &len, e)
+             : s->remote ? stor_get(s->remote, s->remote_key, CONFIG_MAX_BYTES, &text, &len, e)
+                         : fs_read_file(s->file_path, CONFIG_MAX_BYTES, &text, &len, e);
     if (rc)
         return rc;
-    rc = cfg_from_yaml(text, len, s->url ? s->url : s->file_path, out, e);
+    rc = cfg_from_yaml(text, len, s->url ? s->url : s->remote ? s->source : s->file_path, out, e);
     if (rc == 0 && header)
         *header = leading_comments(text);
     free(text);
     return rc;
 }
 
-/* -r: the -c file holds a dto.Storage telling where the real configuration file is. */
-static int resolve_remote(const char *path, char **file_out, struct err *e)
+/* The `path` member of whichever storage kind is set (the configuration file's path or key). */
+static char **storage_path_field(struct cfg_storage *st)
+{
+    if (st->local)
+        return &st->local->path;
+    if (st->s3)
+        return &st->s3->path;
+    if (st->azure)
+        return &st->azure->path;
+    return st->gcp ? &st->gcp->path : NULL;
+}
+
+/* -r: the -c file holds a dto.Storage telling where the real configuration file is: a local
+ * file (local-storage.path), or an object of a cloud storage (`path` is its key in the bucket
+ * or container), read and written through the storage interface. */
+static int resolve_remote(struct cfg_store *s, const char *path, struct err *e)
 {
     char *text;
     size_t len;
@@ -206,11 +224,26 @@ static int resolve_remote(const char *path, char **file_out, struct err *e)
     if (rc)
         return err_prefix(e, "%s", path);
     struct cfg_storage *st = obj;
-    if (st->local) {
-        *file_out = strdup(st->local->path);
+    char **field = storage_path_field(st);
+    if (!field || !*field || !**field) {
+        rc = err_set(e, ERR_INVALID, "%s: path (the configuration file in the storage) is required",
+                     path);
+    } else if (st->local) {
+        s->file_path = strdup(st->local->path);
     } else {
-        rc = err_set(e, ERR_INVALID, "%s: remote configuration in cloud storage is not supported yet; "
-                     "use local-storage", path);
+        /* The storage is opened at the bucket root; `path` is the object's key. */
+        const char *key = *field;
+        while (*key == '/')
+            key++;
+        s->remote_key = strdup(key);
+        free(*field);
+        *field = NULL;
+        rc = s->remote_key ? stor_key_valid(s->remote_key, e)
+                           : err_set(e, ERR_NOMEM, "out of memory");
+        if (rc == 0)
+            rc = stor_open(st, &s->remote, e);
+        if (rc)
+            err_prefix(e, "%s", path);
     }
     cfg_free_obj(&cfg_type_storage, st);
     return rc;
@@ -227,14 +260,17 @@ int cfg_store_open(const char *path, bool remote, struct cfg_store **out, struct
     if (is_url(path))
         s->url = strdup(path);
     else if (remote)
-        rc = resolve_remote(path, &s->file_path, e);
+        rc = resolve_remote(s, path, e);
     else
         s->file_path = strdup(path);
     if (rc == 0) {
-        size_t n = strlen(path) + (s->file_path ? strlen(s->file_path) : 0) + 32;
+        size_t n = strlen(path) + (s->file_path ? strlen(s->file_path) : 0) + 32 +
+                   (s->remote ? strlen(stor_name(s->remote)) + strlen(s->remote_key) : 0);
         s->source = malloc(n);
         if (s->url)
             str_printf(s->source, n, "%s (read-only)", s->url);
+        else if (s->remote)
+            str_printf(s->source, n, "%s '%s' (via %s)", stor_name(s->remote), s->remote_key, path);
         else if (remote)
             str_printf(s->source, n, "%s (via %s)", s->file_path, path);
         else
@@ -254,6 +290,8 @@ void cfg_store_free(struct cfg_store *s)
     if (!s)
         return;
     cfg_release(s->current);
+    stor_close(s->remote);
+    free(s->remote_key);
     free(s->file_path);
     free(s->url);
     free(s->source);
@@ -309,7 +347,9 @@ static int save(struct cfg_store *s, const struct cfg *c, struct err *e)
     }
     memcpy(doc, s->header ? s->header : "", hlen);
     memcpy(doc + hlen, yaml, ylen + 1);
-    int rc = fs_write_atomic(s->file_path, doc, hlen + ylen, 0600, e);
+    /* A cloud object is replaced whole by one put (readers see the old or the new one). */
+    int rc = s->remote ? stor_put(s->remote, s->remote_key, doc, hlen + ylen, e)
+                       : fs_write_atomic(s->file_path, doc, hlen + ylen, 0600, e);
     free(doc);
     free(yaml);
     if (rc)
@@ -320,7 +360,7 @@ static int save(struct cfg_store *s, const struct cfg *c, struct err *e)
 /* Validates the candidate JSON, saves it and publishes it; caller holds write_lock. */
 static int commit(struct cfg_store *s, const json_t *candidate, struct err *e)
 {
-    if (!s->file_path)
+    if (!s->file_path && !s->remote)
         return err_set(e, ERR_UNAVAILABLE, "configuration source %s is read-only; change not applied", s->url);
     struct cfg *next;
     if (cfg_from_json(candidate, &next, e))

@@ -1,6 +1,7 @@
 /*
  * cluster_link.c - configuration -> client cluster (see cluster_link.h). Secrets are read
- * here (password-path) and handed to the client, never logged.
+ * here (password, a secrets: reference or password-path, see secret/secret_config.h) and
+ * handed to the client, never logged.
  */
 #include "jobs/cluster_link.h"
 
@@ -9,31 +10,10 @@
 #include <string.h>
 
 #include "config/cfg_schema.h"
-#include "util/fsutil.h"
+#include "secret/secret_agent.h"
 
-#define PASSWORD_FILE_MAX 4096
-
-static int read_password(const char *name, const struct cfg_credentials *cr, char **out, struct err *e)
-{
-    *out = NULL;
-    if (cr->password) {
-        if (cfg_is_secret_ref(cr->password))
-            return err_set(e, ERR_INVALID, "cluster %s: secret agent references are not supported yet", name);
-        *out = strdup(cr->password);
-        return *out ? 0 : err_set(e, ERR_NOMEM, "out of memory");
-    }
-    if (cr->password_path) {
-        size_t len;
-        if (fs_read_file(cr->password_path, PASSWORD_FILE_MAX, out, &len, e))
-            return err_prefix(e, "cluster %s: credentials.password-path", name);
-        while (len > 0 && ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r'))
-            (*out)[--len] = '\0';
-    }
-    return 0;
-}
-
-int job_cluster_connect(const char *name, const struct cfg_cluster *cc, struct as_cluster **out,
-                        struct err *e)
+int job_cluster_connect(const char *name, const struct cfg_cluster *cc, const struct secret_scope *scope,
+                        struct as_cluster **out, struct err *e)
 {
     size_t n = cc->seed_nodes.n;
     struct as_host *seeds = calloc(n ? n : 1, sizeof *seeds);
@@ -59,12 +39,13 @@ int job_cluster_connect(const char *name, const struct cfg_cluster *cc, struct a
         if (cc->credentials->auth_mode && as_auth_mode_parse(cc->credentials->auth_mode, &cfg.auth_mode))
             rc = err_set(e, ERR_INVALID, "cluster %s: unknown auth-mode", name);
         if (rc == 0)
-            rc = read_password(name, cc->credentials, &password, e);
+            rc = secret_cluster_password(cc->credentials, scope, name, &password, e);
         cfg.password = password;
     }
     if (rc == 0 && cc->tls) {
         if (cc->tls->key_file_password && cfg_is_secret_ref(cc->tls->key_file_password))
-            rc = err_set(e, ERR_INVALID, "cluster %s: secret agent references are not supported yet", name);
+            rc = err_set(e, ERR_INVALID, "cluster %s: tls.key-file-password takes env:VAR, file:PATH or a "
+                         "literal, not a secrets: reference (as ABS)", name);
         cfg.tls = (struct as_tls_config){
             .enable = true,
             .ca_file = cc->tls->ca_file,
@@ -81,10 +62,7 @@ int job_cluster_connect(const char *name, const struct cfg_cluster *cc, struct a
     }
     if (rc == 0 && as_cluster_new(&cfg, out, e))
         rc = err_prefix(e, "cluster %s", name);
-    if (password) {
-        memset(password, 0, strlen(password));
-        free(password);
-    }
+    secret_free(password);
     free(seeds);
     return rc;
 }

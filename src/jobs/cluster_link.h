@@ -8,10 +8,12 @@
 
 #include "aerospike/as_cluster.h"
 #include "config/cfg_model.h"
+#include "secret/secret_config.h"
 #include "util/err.h"
 
-/* `name` is the cluster's configuration name (for messages). */
-int job_cluster_connect(const char *name, const struct cfg_cluster *cc, struct as_cluster **out,
-                        struct err *e);
+/* `name` is the cluster's configuration name (for messages); `scope` resolves a `secrets:`
+ * password (NULL: literal passwords only). */
+int job_cluster_connect(const char *name, const struct cfg_cluster *cc, const struct secret_scope *scope,
+                        struct as_cluster **out, struct err *e);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include "jobs/history.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -376,6 +377,133 @@ int history_load(struct stor *s, const char *routine, struct history *out, struc
     return 0;
 }
 
+/* ---- leftovers of interrupted runs --------------------------------------------------------- */
+
+static void delete_partial(struct stor *s, const char *prefix, const char *why, size_t *deleted,
+                           int *first, struct err *e)
+{
+    struct err de = {0};
+    if (stor_delete_prefix(s, prefix, &de)) {
+        LOG_W(MOD, "%s: cannot delete partial backup %s: %s", stor_name(s), prefix, de.msg);
+        if (!*first) {
+            *first = de.code;
+            *e = de;
+        }
+        return;
+    }
+    LOG_W(MOD, "%s: deleted partial backup %s (%s)", stor_name(s), prefix, why);
+    ++*deleted;
+}
+
+/* One timestamp folder: all of it when no namespace is complete, else its incomplete
+ * namespace folders. Listing errors stop the walk (nothing is deleted on a doubt). */
+static int clean_folder(struct stor *s, const char *folder, size_t *deleted, int *first,
+                        struct err *e)
+{
+    char *data = xprintf("%sdata/", folder);
+    if (!data)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    struct name_list nss = {0}, partial = {0};
+    size_t complete = 0;
+    int rc = list_dirs(s, data, &nss, e);
+    for (size_t j = 0; rc == 0 && j < nss.n; j++) {
+        char *meta_key = xprintf("%smetadata.yaml", nss.v[j]);
+        if (!meta_key) {
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+            break;
+        }
+        struct err se = {0};
+        int src = stor_stat(s, meta_key, NULL, NULL, &se);
+        free(meta_key);
+        if (src == 0)
+            complete++;
+        else if (src == ERR_NOT_FOUND)
+            rc = names_add(&partial, nss.v[j], e);
+        else
+            complete++; /* cannot tell: keep it */
+    }
+    if (rc == 0 && complete == 0)
+        delete_partial(s, folder, "no namespace has metadata.yaml", deleted, first, e);
+    for (size_t j = 0; rc == 0 && complete > 0 && j < partial.n; j++)
+        delete_partial(s, partial.v[j], "no metadata.yaml", deleted, first, e);
+    names_free(&partial);
+    names_free(&nss);
+    free(data);
+    return rc;
+}
+
+/* Local storage only: timestamp folders holding nothing but temporary files (a crash before
+ * the first file was committed) do not show in listings; find them in the directory. */
+static int clean_hidden_local(struct stor *s, const char *root, const struct name_list *listed,
+                              size_t *deleted, int *first, struct err *e)
+{
+    if (stor_get_kind(s) != STOR_LOCAL)
+        return 0;
+    char *dir = xprintf("%s/%s", stor_root(s), root);
+    if (!dir)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    DIR *d = opendir(dir);
+    free(dir);
+    if (!d)
+        return 0; /* no such folder: nothing left behind */
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        int64_t ts;
+        if (de->d_name[0] == '.' || meta_folder_timestamp(de->d_name, &ts))
+            continue;
+        char *folder = xprintf("%s%s/", root, de->d_name);
+        if (!folder) {
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+            break;
+        }
+        bool seen = false;
+        for (size_t i = 0; i < listed->n && !seen; i++)
+            seen = strcmp(listed->v[i], folder) == 0;
+        if (!seen)
+            delete_partial(s, folder, "temporary files only", deleted, first, e);
+        free(folder);
+    }
+    closedir(d);
+    return rc;
+}
+
+int history_clean_partial(struct stor *s, const char *routine, size_t *deleted, struct err *e)
+{
+    *deleted = 0;
+    if (!routine || !*routine || strchr(routine, '/'))
+        return err_set(e, ERR_INVALID, "invalid routine name \"%s\" for a storage folder",
+                       routine ? routine : "");
+    int first = 0;
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < HISTORY_KIND_COUNT; k++) {
+        char *root = xprintf("%s/%s/", routine, kind_folder((enum history_kind)k));
+        if (!root)
+            return err_set(e, ERR_NOMEM, "out of memory");
+        size_t root_len = strlen(root);
+        struct name_list folders = {0};
+        rc = list_dirs(s, root, &folders, e);
+        for (size_t i = 0; rc == 0 && i < folders.n; i++) {
+            int64_t ts;
+            char name[256];
+            size_t nlen = strlen(folders.v[i]) - root_len - 1;
+            if (nlen >= sizeof name)
+                continue;
+            memcpy(name, folders.v[i] + root_len, nlen);
+            name[nlen] = '\0';
+            if (meta_folder_timestamp(name, &ts) == 0)
+                rc = clean_folder(s, folders.v[i], deleted, &first, e);
+        }
+        if (rc == 0)
+            rc = clean_hidden_local(s, root, &folders, deleted, &first, e);
+        names_free(&folders);
+        free(root);
+    }
+    if (rc)
+        err_prefix(e, "routine %s: partial backups", routine);
+    return rc ? rc : first;
+}
+
 /* ---- retention ---------------------------------------------------------------------------- */
 
 void history_victims_free(struct history_victims *v)
@@ -510,6 +638,7 @@ struct slot {
     struct op *journal;     /* changes since the oldest refresh in flight started */
     size_t nj, capj;
     bool journal_lost;      /* a change could not be journaled (out of memory) */
+    bool loaded;            /* a refresh succeeded once: the history is known */
 };
 
 struct history_cache {
@@ -685,6 +814,7 @@ int history_cache_refresh(struct history_cache *c, const char *routine, struct s
         if (rc == 0)
             rc = replay(&h, sl, e);
         if (rc == 0) {
+            sl->loaded = true;
             history_free(&sl->h);
             sl->h = h;
             memset(&h, 0, sizeof h);
@@ -791,6 +921,15 @@ int64_t history_cache_last_success(struct history_cache *c, const char *routine,
     int64_t r = sl ? history_last_created(&sl->h, kind_of_int(kind)) : -1;
     pthread_rwlock_unlock(&c->lock);
     return r;
+}
+
+bool history_cache_loaded(struct history_cache *c, const char *routine)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    struct slot *sl = find_slot(c, routine, NULL);
+    bool loaded = sl && sl->loaded;
+    pthread_rwlock_unlock(&c->lock);
+    return loaded;
 }
 
 int history_cache_snapshot(struct history_cache *c, const char *routine, struct history *out,

@@ -31,6 +31,7 @@
 #define ABS_JOBS_HISTORY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,6 +92,20 @@ size_t history_remove_folder(struct history *h, const char *folder);
 
 /* Metadata `created` of the newest entry of that kind, -1 when none. */
 int64_t history_last_created(const struct history *h, enum history_kind kind);
+
+/* ---- leftovers of interrupted runs ---------------------------------------------------------- */
+
+/*
+ * Deletes, through the storage interface, what a crash left of unfinished backups of `routine`
+ * (each deletion logged): a timestamp folder in which no namespace has a metadata.yaml goes
+ * whole (configuration files and temporary files included); in a folder where some namespaces
+ * are complete, only the namespace folders without metadata.yaml go. On local storage, timestamp
+ * folders holding nothing but temporary files (invisible to listings) go too. Only safe while
+ * no backup of the routine runs (start-up). *deleted counts the folders removed. A listing
+ * failure stops it (nothing is deleted on a doubt); a failed delete is logged and the first
+ * error returned after the others were tried.
+ */
+int history_clean_partial(struct stor *s, const char *routine, size_t *deleted, struct err *e);
 
 /* ---- retention ---------------------------------------------------------------------------- */
 
@@ -166,6 +181,9 @@ void history_cache_retain(struct history_cache *c, const char *const *names, siz
 /* Metadata `created` (epoch ms) of the newest backup of that kind, -1 when none or the routine
  * is unknown: the scheduler's last success and the incremental lower bound. */
 int64_t history_cache_last_success(struct history_cache *c, const char *routine, int kind);
+/* Whether a refresh of the routine ever succeeded. Until then last_success's -1 means "not
+ * known", not "no backup" (the scheduler must not start a catch-up full on it). */
+bool history_cache_loaded(struct history_cache *c, const char *routine);
 /* Copy of a routine's history (restore by timestamp, retention); ERR_NOT_FOUND when the cache
  * does not know the routine. `out` is initialised here. */
 int history_cache_snapshot(struct history_cache *c, const char *routine, struct history *out,

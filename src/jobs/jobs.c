@@ -17,6 +17,7 @@
 #include "jobs/backup_meta.h"
 #include "jobs/cluster_link.h"
 #include "jobs/restores.h"
+#include "jobs/stor_link.h"
 #include "storage/storage.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -61,6 +62,7 @@ struct jobs {
     struct restores *restores; /* retention waits while a restore reads the routine */
     struct history_cache *history;
     struct metrics *metrics;
+    bool history_read_once; /* jobs_refresh_history ran (the first run is the start-up one) */
 };
 
 static enum backup_kind kind_of(enum sched_backup_type t)
@@ -99,9 +101,10 @@ static int open_targets(struct job *job, const struct cfg_routine *rt, struct st
     const struct cfg_cluster *cc = cfg_map_get(&job->snapshot->clusters, rt->source_cluster);
     if (!sc || !cc)
         return err_set(e, ERR_INVALID, "routine %s: storage or cluster missing", job->routine);
-    if (stor_open(sc, stor, e))
+    struct secret_scope scope = {.agents = &job->snapshot->secret_agents};
+    if (job_stor_open(rt->storage, sc, &scope, stor, e))
         return e->code;
-    return job_cluster_connect(rt->source_cluster, cc, cluster, e);
+    return job_cluster_connect(rt->source_cluster, cc, &scope, cluster, e);
 }
 
 /* Records the new backups in the history cache (no storage listing) and applies retention. */
@@ -301,6 +304,55 @@ static void runner_cancel(void *ctx, const char *routine)
     jobs_cancel_routine(ctx, routine);
 }
 
+static bool routine_running(struct jobs *j, const char *routine)
+{
+    bool found = false;
+    pthread_mutex_lock(&j->lock);
+    for (struct job *job = j->running; job && !found; job = job->next)
+        found = strcmp(job->routine, routine) == 0;
+    pthread_mutex_unlock(&j->lock);
+    return found;
+}
+
+/* Reads a routine's history from its storage into the cache. With `clean` (no backup of the
+ * routine may run), first deletes the partial backups an interrupted run left behind. */
+static int refresh_routine(struct jobs *j, const struct cfg *snapshot, const char *routine, bool clean,
+                           struct err *e)
+{
+    const struct cfg_routine *rt = cfg_map_get(&snapshot->routines, routine);
+    const struct cfg_storage *sc = rt ? cfg_map_get(&snapshot->storage, rt->storage) : NULL;
+    if (!sc)
+        return err_set(e, ERR_NOT_FOUND, "routine %s: storage not configured", routine);
+    struct stor *stor = NULL;
+    struct secret_scope scope = {.agents = &snapshot->secret_agents};
+    int rc = job_stor_open(rt->storage, sc, &scope, &stor, e);
+    if (rc == 0 && clean) {
+        size_t deleted = 0;
+        struct err ce = {0};
+        if (history_clean_partial(stor, routine, &deleted, &ce))
+            LOG_W("jobs", "routine %s: partial backups not cleaned up: %s", routine, ce.msg);
+        else if (deleted)
+            LOG_I("jobs", "routine %s: %zu partial backup folder(s) left by an interrupted run deleted",
+                  routine, deleted);
+    }
+    if (rc == 0)
+        rc = history_cache_refresh(j->history, routine, stor, e);
+    stor_close(stor);
+    return rc;
+}
+
+/* The scheduler's history check: a routine whose history never loaded is read again. Called with
+ * the scheduler's work lock held, so no scheduled job of the routine starts meanwhile. */
+static int history_ensure(void *ctx, const struct cfg *snapshot, const char *routine, struct err *e)
+{
+    struct jobs *j = ctx;
+    if (history_cache_loaded(j->history, routine))
+        return 0;
+    if (!snapshot)
+        return err_set(e, ERR_NOT_FOUND, "routine %s: no configuration", routine);
+    return refresh_routine(j, snapshot, routine, !routine_running(j, routine), e);
+}
+
 static int64_t history_last(void *ctx, const char *routine, enum sched_backup_type type)
 {
     struct jobs *j = ctx;
@@ -314,7 +366,7 @@ struct sched_runner jobs_runner(struct jobs *j)
 
 struct sched_history jobs_history(struct jobs *j)
 {
-    return (struct sched_history){j, history_last};
+    return (struct sched_history){j, history_last, history_ensure};
 }
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
@@ -378,14 +430,13 @@ unsigned jobs_running_count(struct jobs *j)
 
 void jobs_refresh_history(struct jobs *j, const struct cfg *snapshot)
 {
+    /* the first call is the start-up one, before any job: partial leftovers can go */
+    bool startup = !j->history_read_once;
+    j->history_read_once = true;
     for (size_t i = 0; i < snapshot->routines.n; i++) {
-        const struct cfg_routine *rt = snapshot->routines.items[i];
-        const struct cfg_storage *sc = cfg_map_get(&snapshot->storage, rt->storage);
-        struct stor *stor = NULL;
         struct err e = {0};
-        if (stor_open(sc, &stor, &e) || history_cache_refresh(j->history, snapshot->routines.names[i], stor, &e))
+        if (refresh_routine(j, snapshot, snapshot->routines.names[i], startup, &e))
             LOG_W("jobs", "routine %s: history not loaded: %s", snapshot->routines.names[i], e.msg);
-        stor_close(stor);
     }
 }
 

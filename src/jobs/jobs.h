@@ -44,7 +44,8 @@ json_t *jobs_routine_state(struct jobs *j, const char *routine);
  * legacy counters) up to date in the metrics registry; called before /metrics renders. */
 void jobs_export_metrics(struct jobs *j);
 
-/* Rebuilds the history of every routine of `snapshot` from storage (start-up, apply). */
+/* Rebuilds the history of every routine of `snapshot` from storage (start-up, apply). The first
+ * call (start-up, before any job runs) also deletes the partial backups of interrupted runs. */
 void jobs_refresh_history(struct jobs *j, const struct cfg *snapshot);
 
 #endif

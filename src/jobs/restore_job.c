@@ -6,7 +6,9 @@
  *    └ restore_folder    list .asb files; metadata_* files first (UDFs, then indexes), then
  *       │                `parallel` workers over the record files
  *       └ worker_main    one file at a time: storage reader -> [AES] -> [zstd] -> decoder ->
- *                        filters -> batch (records copied into the worker's arena) -> writes
+ *                        filters -> slot (a batch of records copied out of the decoder) ->
+ *                        write pipe (up to max-async-batches slots in flight, each request
+ *                        on a connection of its own; answers read oldest first)
  * A failing worker (or an external cancel) raises `stop`; workers check it per record, the
  * writer between attempts, the throttles while sleeping.
  */
@@ -27,6 +29,7 @@
 #include "aerospike/as_write.h"
 #include "asb/asb.h"
 #include "io/io.h"
+#include "secret/key_source.h"
 #include "util/log.h"
 #include "util/strutil.h"
 
@@ -714,9 +717,8 @@ struct chunk {
 struct arena {
     struct chunk *c;
     size_t n, cur;
+    size_t chunk; /* size of a new chunk (bigger when one value needs it) */
 };
-
-#define ARENA_CHUNK (1u << 20)
 
 static void *arena_alloc(struct arena *a, size_t n)
 {
@@ -728,7 +730,7 @@ static void *arena_alloc(struct arena *a, size_t n)
         if (!c)
             return NULL;
         a->c = c;
-        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        size_t cap = n > a->chunk ? n : a->chunk;
         c[a->n].p = malloc(cap);
         if (!c[a->n].p)
             return NULL;
@@ -757,18 +759,25 @@ static void arena_free(struct arena *a)
     memset(a, 0, sizeof *a);
 }
 
+/* Records of one batch (or of one single write) copied out of the decoder, and their write
+ * items; owned by the writes in flight until they are answered. */
+struct slot {
+    struct arena arena;
+    struct as_record *recs;
+    struct as_write_item *items;
+    size_t n_items;
+    bool in_flight;
+};
+
 struct worker {
     struct run *r;
     pthread_t thread;
     bool started;
     volatile bool done;
-    struct as_writer *w;
-    struct arena arena;
-    struct as_record *recs;
-    struct as_write_item *items;
-    size_t n_items;
-    struct as_bin *scratch; /* filtered bins of a single write */
-    size_t scratch_cap;
+    struct as_write_pipe *pipe;
+    struct slot *slots;  /* max-async-batches in flight + the one being filled */
+    size_t n_slots, cur; /* cur = the slot being filled */
+    size_t slot_records; /* batch-size, or 1 with single writes */
     int64_t now_unix;
 };
 
@@ -836,16 +845,82 @@ static int finish_writes(struct run *r, struct as_write_item *items, size_t n, i
     return 0;
 }
 
-static int flush_batch(struct worker *wk, struct err *e)
+/* Waits for the oldest slot in flight and counts its results. */
+static int reap_one(struct worker *wk, struct err *e)
+{
+    void *tag = NULL;
+    int wrc = 0;
+    struct err we;
+    if (as_write_pipe_next(wk->pipe, wk->r->dest, &wk->r->wp, &tag, &wrc, &we) != 0)
+        return 0;
+    struct slot *sl = tag;
+    int rc = finish_writes(wk->r, sl->items, sl->n_items, wrc, &we);
+    if (rc)
+        *e = we;
+    sl->n_items = 0;
+    sl->in_flight = false;
+    arena_reset(&sl->arena);
+    return rc;
+}
+
+/* Sends the slot being filled and moves to a free one (waiting for the oldest when all are out). */
+static int submit_current(struct worker *wk, struct err *e)
 {
     struct run *r = wk->r;
-    if (wk->n_items == 0)
+    struct slot *sl = &wk->slots[wk->cur];
+    if (sl->n_items == 0)
         return 0;
-    size_t n = wk->n_items;
-    wk->n_items = 0;
-    int wrc = as_write_batch(wk->w, r->dest, &r->wp, wk->items, n, e);
-    int rc = finish_writes(r, wk->items, n, wrc, e);
-    arena_reset(&wk->arena);
+    int rc = as_write_pipe_submit(wk->pipe, r->dest, &r->wp, sl->items, sl->n_items, r->pol->disable_batch_writes,
+                                  sl, e);
+    if (rc) {
+        sl->n_items = 0;
+        arena_reset(&sl->arena);
+        return rc;
+    }
+    sl->in_flight = true;
+    for (size_t k = 1; k <= wk->n_slots; k++) {
+        size_t i = (wk->cur + k) % wk->n_slots;
+        if (!wk->slots[i].in_flight) {
+            wk->cur = i;
+            return 0;
+        }
+    }
+    rc = reap_one(wk, e); /* FIFO: frees the oldest slot */
+    for (size_t i = 0; i < wk->n_slots; i++)
+        if (!wk->slots[i].in_flight) {
+            wk->cur = i;
+            break;
+        }
+    return rc;
+}
+
+static bool any_in_flight(const struct worker *wk)
+{
+    for (size_t i = 0; i < wk->n_slots; i++)
+        if (wk->slots[i].in_flight)
+            return true;
+    return false;
+}
+
+/* Sends what is buffered (or drops it when !send) and waits for every answer; returns the
+ * first failure. */
+static int drain(struct worker *wk, bool send, struct err *e)
+{
+    int rc = 0;
+    if (send) {
+        rc = submit_current(wk, e);
+    } else {
+        wk->slots[wk->cur].n_items = 0;
+        arena_reset(&wk->slots[wk->cur].arena);
+    }
+    while (any_in_flight(wk)) {
+        struct err re;
+        int r2 = reap_one(wk, &re);
+        if (r2 && rc == 0) {
+            rc = r2;
+            *e = re;
+        }
+    }
     return rc;
 }
 
@@ -869,18 +944,21 @@ static int copy_value(struct arena *a, struct as_value *v, struct err *e)
     }
 }
 
-/* Copies the record view (with its kept bins) into the arena as the next batch row. */
-static int add_to_batch(struct worker *wk, const struct as_record *src, const char *ns, uint32_t kept,
-                        uint32_t ttl, struct err *e)
+/* Copies the record view (with its kept bins) into the current slot as its next row; sends
+ * the slot when it is full. */
+static int add_to_slot(struct worker *wk, const struct as_record *src, const char *ns, uint32_t kept,
+                       uint32_t ttl, struct err *e)
 {
     struct run *r = wk->r;
-    struct as_record *rec = &wk->recs[wk->n_items];
+    struct slot *sl = &wk->slots[wk->cur];
+    struct arena *a = &sl->arena;
+    struct as_record *rec = &sl->recs[sl->n_items];
     *rec = *src;
     if (ns != src->ns) {
         rec->ns = ns;
         rec->ns_len = (uint32_t)strlen(ns);
     } else {
-        char *d = arena_alloc(&wk->arena, src->ns_len + 1);
+        char *d = arena_alloc(a, src->ns_len + 1);
         if (!d)
             return err_set(e, ERR_NOMEM, "out of memory");
         memcpy(d, src->ns, src->ns_len);
@@ -888,16 +966,16 @@ static int add_to_batch(struct worker *wk, const struct as_record *src, const ch
         rec->ns = d;
     }
     if (src->set_len) {
-        char *d = arena_alloc(&wk->arena, src->set_len + 1);
+        char *d = arena_alloc(a, src->set_len + 1);
         if (!d)
             return err_set(e, ERR_NOMEM, "out of memory");
         memcpy(d, src->set, src->set_len);
         d[src->set_len] = 0;
         rec->set = d;
     }
-    if (copy_value(&wk->arena, &rec->key, e))
+    if (copy_value(a, &rec->key, e))
         return e->code;
-    struct as_bin *bins = kept ? arena_alloc(&wk->arena, kept * sizeof *bins) : NULL;
+    struct as_bin *bins = kept ? arena_alloc(a, kept * sizeof *bins) : NULL;
     if (kept && !bins)
         return err_set(e, ERR_NOMEM, "out of memory");
     uint32_t k = 0;
@@ -906,55 +984,26 @@ static int add_to_batch(struct worker *wk, const struct as_record *src, const ch
         if (r->pol->n_bin_list && !bin_wanted(r->pol, b->name, b->name_len))
             continue;
         bins[k] = *b;
-        char *nm = arena_alloc(&wk->arena, b->name_len + 1);
+        char *nm = arena_alloc(a, b->name_len + 1);
         if (!nm)
             return err_set(e, ERR_NOMEM, "out of memory");
         memcpy(nm, b->name, b->name_len);
         nm[b->name_len] = 0;
         bins[k].name = nm;
-        if (copy_value(&wk->arena, &bins[k].v, e))
+        if (copy_value(a, &bins[k].v, e))
             return e->code;
         k++;
     }
     rec->bins = bins;
     rec->n_bins = k;
-    struct as_write_item *it = &wk->items[wk->n_items++];
+    struct as_write_item *it = &sl->items[sl->n_items++];
     memset(it, 0, sizeof *it);
     it->rec = rec;
     it->ttl = ttl;
     it->result = -1;
-    if (wk->n_items >= (size_t)r->pol->batch_size)
-        return flush_batch(wk, e);
+    if (sl->n_items >= wk->slot_records)
+        return submit_current(wk, e);
     return 0;
-}
-
-static int write_single(struct worker *wk, const struct as_record *src, const char *ns, uint32_t kept,
-                        uint32_t ttl, struct err *e)
-{
-    struct run *r = wk->r;
-    struct as_record rec = *src;
-    if (ns != src->ns) {
-        rec.ns = ns;
-        rec.ns_len = (uint32_t)strlen(ns);
-    }
-    if (r->pol->n_bin_list) {
-        if (kept > wk->scratch_cap) {
-            struct as_bin *s = realloc(wk->scratch, kept * sizeof *s);
-            if (!s)
-                return err_set(e, ERR_NOMEM, "out of memory");
-            wk->scratch = s;
-            wk->scratch_cap = kept;
-        }
-        uint32_t k = 0;
-        for (uint32_t i = 0; i < src->n_bins; i++)
-            if (bin_wanted(r->pol, src->bins[i].name, src->bins[i].name_len))
-                wk->scratch[k++] = src->bins[i];
-        rec.bins = wk->scratch;
-        rec.n_bins = k;
-    }
-    struct as_write_item it = {.rec = &rec, .ttl = ttl, .result = -1};
-    int wrc = as_write_put(wk->w, r->dest, &r->wp, &it, e);
-    return finish_writes(r, &it, 1, wrc, e);
 }
 
 static int handle_record(struct worker *wk, const struct as_record *rec, struct err *e)
@@ -992,9 +1041,7 @@ static int handle_record(struct worker *wk, const struct as_record *rec, struct 
     const char *ns = rec->ns;
     if (p->ns_source && rec->ns_len == strlen(p->ns_source) && memcmp(rec->ns, p->ns_source, rec->ns_len) == 0)
         ns = p->ns_destination;
-    if (p->disable_batch_writes)
-        return write_single(wk, rec, ns, kept, ttl, e);
-    return add_to_batch(wk, rec, ns, kept, ttl, e);
+    return add_to_slot(wk, rec, ns, kept, ttl, e);
 }
 
 /* ---- one file ---------------------------------------------------------------------------- */
@@ -1056,10 +1103,12 @@ static int process_file(struct worker *wk, const char *key, struct err *e)
                 err_prefix(e, "%s: offset %" PRIu64, key, item.offset);
         }
     }
-    if (rc == 0)
-        rc = flush_batch(wk, e);
-    else
-        wk->n_items = 0, arena_reset(&wk->arena);
+    if (rc == 0) {
+        rc = drain(wk, true, e);
+    } else {
+        struct err de;
+        (void)drain(wk, false, &de); /* what was sent is still counted */
+    }
     asb_dec_free(dec);
     io_reader_free(chain);
     stor_reader_close(sc.sr);
@@ -1068,25 +1117,51 @@ static int process_file(struct worker *wk, const char *key, struct err *e)
     return rc;
 }
 
+/* Batches in flight per worker: max-async-batches, within a share of the destination's
+ * connection pool (every request in flight holds a connection of its node). */
+static size_t async_depth(const struct run *r)
+{
+    const struct as_cluster_config *cc = as_cluster_config_of(r->dest);
+    size_t pool = cc && cc->max_conns_per_node ? cc->max_conns_per_node : 256;
+    size_t budget = pool * 3 / 4 / (size_t)r->pol->parallel;
+    size_t depth = (size_t)r->pol->max_async_batches;
+    if (depth > budget)
+        depth = budget;
+    return depth ? depth : 1;
+}
+
 static int worker_init(struct worker *wk, struct run *r, struct err *e)
 {
     memset(wk, 0, sizeof *wk);
     wk->r = r;
-    size_t bs = (size_t)r->pol->batch_size;
-    wk->recs = calloc(bs, sizeof *wk->recs);
-    wk->items = calloc(bs, sizeof *wk->items);
-    if (!wk->recs || !wk->items)
+    size_t depth = async_depth(r);
+    wk->slot_records = r->pol->disable_batch_writes ? 1 : (size_t)r->pol->batch_size;
+    wk->n_slots = depth + 1;
+    wk->slots = calloc(wk->n_slots, sizeof *wk->slots);
+    if (!wk->slots)
         return err_set(e, ERR_NOMEM, "out of memory");
-    return as_writer_new(&wk->w, e);
+    size_t chunk = wk->slot_records == 1 ? 4096 : 256 * 1024;
+    for (size_t i = 0; i < wk->n_slots; i++) {
+        struct slot *sl = &wk->slots[i];
+        sl->arena.chunk = chunk;
+        sl->recs = calloc(wk->slot_records, sizeof *sl->recs);
+        sl->items = calloc(wk->slot_records, sizeof *sl->items);
+        if (!sl->recs || !sl->items)
+            return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    return as_write_pipe_new(&wk->pipe, (unsigned)depth, e);
 }
 
 static void worker_free(struct worker *wk)
 {
-    as_writer_free(wk->w);
-    arena_free(&wk->arena);
-    free(wk->recs);
-    free(wk->items);
-    free(wk->scratch);
+    as_write_pipe_free(wk->pipe);
+    for (size_t i = 0; wk->slots && i < wk->n_slots; i++) {
+        arena_free(&wk->slots[i].arena);
+        free(wk->slots[i].recs);
+        free(wk->slots[i].items);
+    }
+    free(wk->slots);
+    wk->slots = NULL;
 }
 
 static void *worker_main(void *arg)
@@ -1191,18 +1266,11 @@ static bool is_meta_file(const char *key)
 static int load_key(struct run *r, int bits, struct err *e)
 {
     const struct restore_policy *p = r->pol;
-    if (p->key_file)
-        return io_aes_key_from_file(p->key_file, bits, &r->key, e) ? err_prefix(e, "encryption key-file") : 0;
-    if (p->key_env) {
-        const char *text = getenv(p->key_env);
-        if (!text || !*text)
-            return err_set(e, ERR_INVALID, "encryption key-env: environment variable %s is not set", p->key_env);
-        return io_aes_key_from_pem(text, strlen(text), bits, &r->key, e) ? err_prefix(e, "encryption key-env %s", p->key_env)
-                                                                           : 0;
-    }
-    if (p->key_secret)
-        return err_set(e, ERR_INVALID, "encryption key-secret: secret agents are not supported yet");
-    return err_set(e, ERR_INVALID, "the backup is encrypted (AES%d) but the policy gives no encryption key", bits);
+    if (!p->key_file && !p->key_env && !p->key_secret)
+        return err_set(e, ERR_INVALID, "the backup is encrypted (AES%d) but the policy gives no encryption key", bits);
+    struct key_source src = {.key_file = p->key_file, .key_env = p->key_env, .key_secret = p->key_secret,
+                             .agent = p->key_agent};
+    return key_source_load(&src, bits, &r->key, e);
 }
 
 static int restore_folder(struct run *r, const struct restore_folder *f, struct err *e)
@@ -1294,7 +1362,9 @@ int restore_run(const struct restore_spec *spec, struct as_cluster *dest, struct
         .socket_timeout_ms = (uint32_t)pol->socket_timeout_ms,
         .total_timeout_ms = (uint32_t)pol->total_timeout_ms,
         .max_retries = (uint32_t)pol->retry_max,
+        .max_retries_set = true,
         .retry_sleep_ms = (uint32_t)pol->retry_base_ms,
+        .retry_multiplier = pol->retry_multiplier,
         .cancel = &r.stop,
     };
     if (spec->reorder)
@@ -1323,6 +1393,87 @@ int restore_run(const struct restore_spec *spec, struct as_cluster *dest, struct
     pthread_mutex_destroy(&r.bw.m);
     pthread_mutex_destroy(&r.tps.m);
     pthread_mutex_destroy(&r.lock);
+    return rc;
+}
+
+/* ---- namespaces in parallel ------------------------------------------------------------------ */
+
+struct ns_task {
+    const struct restore_spec *spec;
+    struct as_cluster *dest;
+    struct stor *src;
+    struct restore_progress *p;
+    const volatile bool *stop;
+    unsigned *finished; /* completion counter shared by the tasks */
+    unsigned order;     /* 1-based completion rank */
+    int rc;
+    struct err err;
+    pthread_t thread;
+    bool started;
+    volatile bool done;
+};
+
+static void *ns_task_main(void *arg)
+{
+    struct ns_task *t = arg;
+    err_clear(&t->err);
+    t->rc = restore_run(t->spec, t->dest, t->src, t->p, t->stop, &t->err);
+    t->order = __atomic_add_fetch(t->finished, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&t->done, true, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+int restore_run_parallel(const struct restore_spec *specs, size_t n, struct as_cluster *dest, struct stor *src,
+                         struct restore_progress *p, const volatile bool *cancel, struct err *e)
+{
+    if (n == 1)
+        return restore_run(&specs[0], dest, src, p, cancel, e);
+    if (n == 0)
+        return err_set(e, ERR_INVALID, "nothing to restore");
+    struct ns_task *ts = calloc(n, sizeof *ts);
+    if (!ts)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    volatile bool stop = false;
+    unsigned finished = 0;
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = (struct ns_task){.spec = &specs[i], .dest = dest, .src = src, .p = p, .stop = &stop,
+                                 .finished = &finished};
+        ts[i].started = pthread_create(&ts[i].thread, NULL, ns_task_main, &ts[i]) == 0;
+        if (!ts[i].started) {
+            ts[i].rc = err_set(&ts[i].err, ERR_INTERNAL, "cannot start a restore thread");
+            ts[i].done = true;
+            stop = true;
+        }
+    }
+    for (;;) { /* the first failure or an external cancel stops every namespace */
+        bool all = true;
+        for (size_t i = 0; i < n; i++) {
+            bool done = __atomic_load_n(&ts[i].done, __ATOMIC_ACQUIRE);
+            all = all && done;
+            if (done && ts[i].rc)
+                stop = true;
+        }
+        if (cancel && *cancel)
+            stop = true;
+        if (all)
+            break;
+        struct timespec nap_ts = {0, 20000000};
+        nanosleep(&nap_ts, NULL);
+    }
+    int rc = 0;
+    unsigned first = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i].started)
+            pthread_join(ts[i].thread, NULL);
+        if (ts[i].rc && (!rc || (ts[i].order && ts[i].order < first))) {
+            rc = ts[i].rc;
+            first = ts[i].order ? ts[i].order : UINT32_MAX;
+            *e = ts[i].err;
+        }
+    }
+    if (rc && cancel && *cancel)
+        rc = err_set(e, ERR_UNAVAILABLE, "restore cancelled");
+    free(ts);
     return rc;
 }
 

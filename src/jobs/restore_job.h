@@ -37,9 +37,11 @@
  * with replace/unique, as asrestore does). Results: 0 inserted, 3 fresher, 5 existed, 20
  * (namespace unknown to the destination) fails the restore, no answer after the retries ->
  * errors-in-doubt and the restore fails, any other code -> ignored. Transient results are
- * retried by the writer (retry-policy base-timeout = first backoff, max-retries).
+ * retried by the writer: retry n after base-timeout x multiplier^(n-1), max-retries times.
+ * Each worker keeps up to max-async-batches batches in flight (single writes with
+ * disable-batch-writes: that many records), each on its own connection, bounded by 3/4 of
+ * the destination's per-node connection pool shared by the `parallel` workers.
  * tps throttles records/s across all workers; bandwidth throttles bytes read from storage.
- * max-async-batches is accepted but writes are synchronous per worker (parallel = in flight).
  *
  * Errors: a bad backup file fails the restore with "<object key>: line L, offset O: ..."
  * (offset in the decoded .asb stream). What was written stays. A cancel stops the workers
@@ -91,10 +93,11 @@ struct restore_policy {
     int64_t total_timeout_ms;  /* 0 = none */
     int64_t retry_base_ms;     /* 2000 */
     int64_t retry_max;         /* 5 */
-    double retry_multiplier;   /* 2.0 (the writer doubles; kept for the status echo) */
+    double retry_multiplier;   /* 2.0: backoff factor between retries */
     bool has_encryption;       /* `encryption` given */
     char encryption_mode[8];   /* NONE | AES128 | AES256 ("NONE" by default) */
     char *key_file, *key_env, *key_secret;
+    const struct cfg_secret_agent *key_agent; /* answers a key-secret reference (not owned, NULL = none) */
     bool has_compression;      /* `compression` given (RestorePolicy only) */
     char compression_mode[8];  /* NONE | ZSTD ("NONE" by default) */
 };
@@ -170,6 +173,11 @@ int restore_namespace_empty(struct as_cluster *c, const char *ns, bool *empty, s
 /* Restores spec->folders in order. `cancel` may be NULL. */
 int restore_run(const struct restore_spec *spec, struct as_cluster *dest, struct stor *src,
                 struct restore_progress *p, const volatile bool *cancel, struct err *e);
+/* Restores several specs (one per namespace) at the same time, one restore_run each, sharing
+ * the progress counters. The first failure stops the others and is the one returned; an
+ * external cancel gives ERR_UNAVAILABLE "restore cancelled". */
+int restore_run_parallel(const struct restore_spec *specs, size_t n, struct as_cluster *dest, struct stor *src,
+                         struct restore_progress *p, const volatile bool *cancel, struct err *e);
 
 /* ---- point in time -------------------------------------------------------------------------- */
 

@@ -21,6 +21,7 @@
 #include "jobs/backup_meta.h"
 #include "jobs/cluster_link.h"
 #include "jobs/restore_job.h"
+#include "jobs/stor_link.h"
 #include "metrics/metrics.h"
 #include "storage/storage.h"
 #include "util/clock.h"
@@ -44,6 +45,8 @@ struct restore {
     struct cfg *snapshot;              /* for named source / destination */
     struct cfg_storage *source;        /* inline source (owned), else from the snapshot */
     struct cfg_cluster *destination;   /* inline destination (owned), else from the snapshot */
+    struct cfg_secret_agent *agent;    /* inline secret-agent (owned), else secret-agent-name's */
+    char agent_name[256];
     char source_name[256], destination_name[256];
     char data_path[1024];              /* full / incremental */
     char routine[256];                 /* timestamp */
@@ -139,6 +142,35 @@ static int decode_target(struct restore *job, const json_t *body, bool source, b
     return 0;
 }
 
+/* `secret-agent` (inline) or `secret-agent-name`, both optional: resolves the policy's
+ * key-secret and, for entities that name no agent of their own, credential references. */
+static int decode_agent(struct restore *job, const json_t *body, struct err *e)
+{
+    const json_t *inl = json_object_get(body, "secret-agent");
+    if (get_string(body, "secret-agent-name", job->agent_name, sizeof job->agent_name, false, e))
+        return ERR_INVALID;
+    bool has_inline = inl && !json_is_null(inl);
+    if (has_inline && job->agent_name[0])
+        return err_set(e, ERR_INVALID, "secret-agent and secret-agent-name are mutually exclusive");
+    if (has_inline) {
+        void *obj;
+        if (cfg_decode(&cfg_type_secret_agent, inl, "secret-agent", NULL, &obj, e))
+            return ERR_INVALID;
+        job->agent = obj;
+    } else if (job->agent_name[0] && !cfg_map_get(&job->snapshot->secret_agents, job->agent_name)) {
+        return err_set(e, ERR_INVALID, "secret-agent-name: secret agent %s is not defined", job->agent_name);
+    }
+    return 0;
+}
+
+/* The agent of the request (NULL = none). */
+static const struct cfg_secret_agent *request_agent(const struct restore *job)
+{
+    if (job->agent)
+        return job->agent;
+    return job->agent_name[0] ? cfg_map_get(&job->snapshot->secret_agents, job->agent_name) : NULL;
+}
+
 static int decode_request(struct restore *job, const json_t *body, struct err *e)
 {
     if (!json_is_object(body))
@@ -149,10 +181,8 @@ static int decode_request(struct restore *job, const json_t *body, struct err *e
         if (!key_allowed(key, job->kind))
             return err_set(e, ERR_INVALID, "%s: unknown field", key);
     }
-    const json_t *agent = json_object_get(body, "secret-agent");
-    const json_t *agent_name = json_object_get(body, "secret-agent-name");
-    if ((agent && !json_is_null(agent)) || (agent_name && !json_is_null(agent_name)))
-        return err_set(e, ERR_INVALID, "secret-agent: secret agents are not supported yet");
+    if (decode_agent(job, body, e))
+        return ERR_INVALID;
     bool timestamp = job->kind == RESTORE_TIMESTAMP;
     if (restore_policy_from_json(json_object_get(body, "policy"), timestamp, &job->policy, e))
         return ERR_INVALID;
@@ -187,7 +217,7 @@ static int decode_request(struct restore *job, const json_t *body, struct err *e
 
 /* ---- the job ------------------------------------------------------------------------------ */
 
-/* Timestamp restore: each namespace's chain in turn; a chain going to an empty namespace is
+/* Timestamp restore: the namespaces' chains in parallel; a chain going to an empty namespace is
  * applied newest first with create-only writes (unless disable-reordering). */
 static int run_chains(struct restore *job, struct as_cluster *cluster, struct stor *stor, struct err *e)
 {
@@ -195,17 +225,19 @@ static int run_chains(struct restore *job, struct as_cluster *cluster, struct st
     size_t n_chains = 0;
     if (restore_folders_for_timestamp(stor, job->routine, job->time_ms, &chains, &n_chains, e))
         return e->code;
-    int rc = 0;
+    struct restore_spec *specs = calloc(n_chains, sizeof *specs);
+    int rc = specs ? 0 : err_set(e, ERR_NOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < n_chains; i++) {
         const char *dest_ns = job->policy.ns_destination ? job->policy.ns_destination : chains[i].ns;
         bool empty = false;
         if (!job->disable_reordering && chains[i].n_folders > 1)
             rc = restore_namespace_empty(cluster, dest_ns, &empty, e);
-        struct restore_spec spec = {.folders = chains[i].folders, .n_folders = chains[i].n_folders,
-                                    .policy = &job->policy, .reorder = empty};
-        if (rc == 0)
-            rc = restore_run(&spec, cluster, stor, &job->progress, &job->cancel, e);
+        specs[i] = (struct restore_spec){.folders = chains[i].folders, .n_folders = chains[i].n_folders,
+                                         .policy = &job->policy, .reorder = empty};
     }
+    if (rc == 0) /* namespaces in parallel */
+        rc = restore_run_parallel(specs, n_chains, cluster, stor, &job->progress, &job->cancel, e);
+    free(specs);
     restore_chains_free(chains, n_chains);
     return rc;
 }
@@ -217,9 +249,12 @@ static int run_restore(struct restore *job, struct err *e)
                                                     : cfg_map_get(&job->snapshot->clusters, job->destination_name);
     struct stor *stor = NULL;
     struct as_cluster *cluster = NULL;
-    int rc = stor_open(sc, &stor, e);
+    struct secret_scope scope = {.agents = &job->snapshot->secret_agents, .fallback = request_agent(job)};
+    job->policy.key_agent = scope.fallback;
+    int rc = job_stor_open(job->source_name[0] ? job->source_name : "source", sc, &scope, &stor, e);
     if (rc == 0)
-        rc = job_cluster_connect(job->destination_name[0] ? job->destination_name : "destination", cc, &cluster, e);
+        rc = job_cluster_connect(job->destination_name[0] ? job->destination_name : "destination", cc, &scope,
+                                 &cluster, e);
     if (rc == 0 && job->kind == RESTORE_TIMESTAMP) {
         rc = run_chains(job, cluster, stor, e);
     } else if (rc == 0) {
@@ -262,6 +297,7 @@ static void restore_free_job(struct restore *job)
     restore_policy_free(&job->policy);
     cfg_free_obj(&cfg_type_storage, job->source);
     cfg_free_obj(&cfg_type_cluster, job->destination);
+    cfg_free_obj(&cfg_type_secret_agent, job->agent);
     cfg_release(job->snapshot);
     free(job);
 }

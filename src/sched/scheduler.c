@@ -37,6 +37,7 @@ struct sroutine {
     bool has_cron[SCHED_TYPE_COUNT];  /* cron_src parsed into cron[] */
     struct cron_expr cron[SCHED_TYPE_COUNT];
     struct sched_type_stats st[SCHED_TYPE_COUNT]; /* next_fire_ms unused here */
+    int64_t history_retry_ms; /* next backoff of an unreadable history (0: none pending) */
 };
 
 struct ent {
@@ -86,6 +87,7 @@ const char *sched_skip_reason_name(enum sched_skip_reason reason)
     case SCHED_SKIP_BUSY: return "backup-running";
     case SCHED_SKIP_NO_FULL: return "no-full-backup";
     case SCHED_SKIP_LATE: return "late";
+    case SCHED_SKIP_NO_HISTORY: return "history-unreadable";
     default: return "unknown";
     }
 }
@@ -334,6 +336,7 @@ static bool apply_routine(struct sched *s, struct sroutine *r, const struct cfg_
     }
     if (changed[SCHED_FULL] || !was_enabled) {
         heap_remove(s, r, SCHED_FULL, ENT_CATCHUP);
+        r->history_retry_ms = 0;
         if (r->has_cron[SCHED_FULL] && heap_push(s, now, r, SCHED_FULL, ENT_CATCHUP))
             LOG_E(MOD, "routine %s: out of memory queueing the start-up check", r->name);
     }
@@ -449,6 +452,37 @@ static const char *kind_name(int kind)
     return kind == ENT_CRON ? "scheduled" : kind == ENT_ONCE ? "on-demand" : "start-up";
 }
 
+/* Whether the routine's history has been read; false (logged) when reading it failed again. */
+static bool history_known(struct sched *s, const struct cfg *snap, struct sroutine *r)
+{
+    if (!s->history.ensure)
+        return true;
+    struct err err = {0};
+    int rc = s->history.ensure(s->history.ctx, snap, r->name, &err);
+    if (rc == 0) {
+        r->history_retry_ms = 0;
+        return true;
+    }
+    LOG_W(MOD, "routine %s: backup history could not be read: %s", r->name,
+          err.msg[0] ? err.msg : err_code_name(rc));
+    return false;
+}
+
+/* Queues the start-up check again after a failed history read, with doubling backoff. */
+static void retry_catch_up(struct sched *s, struct sroutine *r, int64_t now)
+{
+    int64_t delay = r->history_retry_ms > 0 ? r->history_retry_ms : SCHED_HISTORY_RETRY_MIN_MS;
+    r->history_retry_ms = delay * 2 > SCHED_HISTORY_RETRY_MAX_MS ? SCHED_HISTORY_RETRY_MAX_MS : delay * 2;
+    pthread_mutex_lock(&s->mu);
+    int rc = heap_push(s, now + delay, r, SCHED_FULL, ENT_CATCHUP);
+    pthread_mutex_unlock(&s->mu);
+    if (rc)
+        LOG_E(MOD, "routine %s: out of memory queueing the start-up check", r->name);
+    else
+        LOG_W(MOD, "routine %s: start-up full backup check retried in %lld ms", r->name,
+              (long long)delay);
+}
+
 /* Decides and starts one popped entry; called with the work lock held, mu not held. */
 static void handle(struct sched *s, struct cfg *snap, const struct ent *e, int64_t now, bool late)
 {
@@ -463,6 +497,10 @@ static void handle(struct sched *s, struct cfg *snap, const struct ent *e, int64
         return;
     }
     if (e->kind == ENT_CATCHUP) {
+        if (!history_known(s, snap, r)) { /* unknown is not "no full": decide later */
+            retry_catch_up(s, r, now);
+            return;
+        }
         int64_t last = s->history.last_success(s->history.ctx, name, SCHED_FULL);
         if (last >= 0) {
             int64_t nx = cron_next(&r->cron[SCHED_FULL], last);
@@ -484,6 +522,10 @@ static void handle(struct sched *s, struct cfg *snap, const struct ent *e, int64
             return;
         }
     } else {
+        if (!history_known(s, snap, r)) {
+            count_skip(s, r, t, SCHED_SKIP_NO_HISTORY, origin);
+            return;
+        }
         if (s->history.last_success(s->history.ctx, name, SCHED_FULL) < 0) {
             count_skip(s, r, t, SCHED_SKIP_NO_FULL, origin);
             return;

@@ -38,7 +38,10 @@
  *     if the cron's first fire time after the last successful full is not after the moment of
  *     scheduling (a scheduled full was missed while the service was down). It obeys the full
  *     overlap rule, but a catch-up that finds a full running is dropped without counting a skip
- *     (it was not a scheduled fire). Its scheduled time is the tick's `now`.
+ *     (it was not a scheduled fire). Its scheduled time is the tick's `now`. When the
+ *     routine's history could not be read from storage (history->ensure fails), that is not
+ *     taken as "no full": the check is logged and queued again with doubling backoff, and
+ *     decided only once the history has been read.
  *   - On-demand (sched_trigger): fires once after max(delay, 50 ms) and obeys the rules above
  *     like a periodic fire (skips are counted).
  * Config changes (sched_update) apply at once: removed routines lose their pending entries
@@ -80,6 +83,7 @@ enum sched_skip_reason {
     SCHED_SKIP_BUSY,             /* incremental due while a backup of the routine runs */
     SCHED_SKIP_NO_FULL,          /* incremental due before any successful full */
     SCHED_SKIP_LATE,             /* periodic fire handled more than late_ms after its time */
+    SCHED_SKIP_NO_HISTORY,       /* incremental due while the history cannot be read */
     SCHED_SKIP_REASON_COUNT
 };
 
@@ -108,7 +112,17 @@ struct sched_runner {
 struct sched_history {
     void *ctx;
     int64_t (*last_success)(void *ctx, const char *routine, enum sched_backup_type type);
+    /* Optional (NULL: the history is always known). 0 when the routine's history has been read
+     * from storage, reading it again (with `snapshot`, borrowed) when an earlier read failed;
+     * otherwise an error in e. While it fails the scheduler decides nothing that depends on
+     * the history: the start-up catch-up check is retried with backoff (SCHED_HISTORY_RETRY_*)
+     * instead of taking "no full backup" for an answer, and due incrementals are skipped
+     * (SCHED_SKIP_NO_HISTORY). Called like last_success (work lock held, state mutex not). */
+    int (*ensure)(void *ctx, const struct cfg *snapshot, const char *routine, struct err *e);
 };
+
+#define SCHED_HISTORY_RETRY_MIN_MS 1000   /* first retry of an unreadable history */
+#define SCHED_HISTORY_RETRY_MAX_MS 60000  /* backoff doubles up to this */
 
 /* Wall clock, epoch ms UTC. A NULL clock or NULL now_ms means the real clock (CLOCK_REALTIME).
  * The thread sleeps (on a monotonic condition variable) for `next - now_ms()` capped by

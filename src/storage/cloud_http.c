@@ -185,6 +185,13 @@ static bool has_header(const struct curl_slist *l, const char *name)
     return false;
 }
 
+/* Whether the request goes out with a body (curl would then add a form Content-Type). */
+static bool sends_body(const struct cloud_http_req *req)
+{
+    const char *m = req->method ? req->method : "GET";
+    return req->body || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0;
+}
+
 /* The request's headers, the signer's, and the ones that keep curl from adding its own. */
 static int build_headers(const struct cloud_http_req *req, const struct curl_slist *extra,
                          struct curl_slist **out)
@@ -204,7 +211,7 @@ static int build_headers(const struct cloud_http_req *req, const struct curl_sli
             goto nomem;
         l = n;
     }
-    if (req->body && !has_header(l, "Content-Type")) {
+    if (sends_body(req) && !has_header(l, "Content-Type")) {
         struct curl_slist *n = curl_slist_append(l, "Content-Type:");
         if (!n)
             goto nomem;
@@ -220,7 +227,7 @@ nomem:
 static void set_method(CURL *c, const struct cloud_http_req *req)
 {
     const char *m = req->method ? req->method : "GET";
-    if (req->body || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0) {
+    if (sends_body(req)) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         if (strcmp(m, "POST") != 0)
@@ -255,7 +262,7 @@ static CURLcode attempt_run(struct cloud_http *h, struct attempt *a, struct err 
     if (req->sign && req->sign(req->sign_ctx, req->method ? req->method : "GET", req->url,
                                req->headers, req->body, req->body_len, &extra, e)) {
         curl_slist_free_all(extra);
-        *fatal = 1;
+        *fatal = e->code ? e->code : err_set(e, ERR_IO, "%s: signing failed", req->what);
         return CURLE_ABORTED_BY_CALLBACK;
     }
     if (build_headers(req, extra, &headers)) {

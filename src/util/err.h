@@ -32,7 +32,7 @@ struct err {
 
 /* Sets code and formatted message; returns code so callers can `return err_set(...)`. */
 int err_set(struct err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int err_setv(struct err *e, int code, const char *fmt, va_list ap);
+int err_setv(struct err *e, int code, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 /* Prepends "prefix: " to the existing message, keeping the code; returns the code. */
 int err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(struct err *e);

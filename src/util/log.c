@@ -4,6 +4,10 @@
  * <name>-<UTC YYYY-MM-DDTHH-MM-SS.mmm><ext>, optional gzip, maxbackups/maxage pruning).
  * All mutable state lives in `g` and is guarded by one mutex; rotation runs synchronously
  * under that mutex.
+ *
+ * Under systemd, when stdout is the journal ($JOURNAL_STREAM names stdout's device:inode),
+ * stdout lines carry no timestamp (the journal stamps each line) and start with the syslog
+ * priority prefix <N>, which journald strips and turns into the entry's priority.
  */
 #include "util/log.h"
 
@@ -33,6 +37,7 @@ static atomic_int g_level = LOG_INFO; /* read without the mutex by log_enabled()
 static struct {
     enum log_format format;
     bool to_stdout;
+    bool stdout_journal;   /* stdout is connected to the systemd journal */
     bool to_stderr;        /* only after log_shutdown() */
     char *path;            /* NULL: no file writer */
     int fd;                /* -1 when closed (reopened on the next write) */
@@ -644,6 +649,22 @@ static void file_write(const char *line, size_t len)
 
 /* ---- configuration ------------------------------------------------------------------ */
 
+/* True when $JOURNAL_STREAM ("<device>:<inode>", set by systemd) names what stdout is. */
+static bool stdout_is_journal(void)
+{
+    const char *v = getenv("JOURNAL_STREAM");
+    if (!v || !v[0])
+        return false;
+    unsigned long long dev, ino;
+    char extra;
+    if (sscanf(v, "%llu:%llu%c", &dev, &ino, &extra) != 2)
+        return false;
+    struct stat st;
+    if (fstat(STDOUT_FILENO, &st) != 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 int log_configure(const struct log_options *opts, struct err *e)
 {
     if (!opts)
@@ -681,6 +702,7 @@ int log_configure(const struct log_options *opts, struct err *e)
     g.regular = regular;
     g.format = opts->format;
     g.to_stdout = opts->to_stdout;
+    g.stdout_journal = opts->to_stdout && stdout_is_journal();
     g.to_stderr = false;
     g.max_size_mb = opts->max_size_mb;
     g.max_age_days = opts->max_age_days;
@@ -720,7 +742,21 @@ bool log_enabled(enum log_level level)
     return (int)level >= atomic_load_explicit(&g_level, memory_order_relaxed);
 }
 
-static void format_line(struct sbuf *b, enum log_level level, const char *module, const char *msg)
+/* syslog priorities for the journal's <N> prefix: debug 7, info 6, warning 4, err 3. */
+static char journal_priority(enum log_level level)
+{
+    switch (level) {
+    case LOG_TRACE:
+    case LOG_DEBUG: return '7';
+    case LOG_INFO: return '6';
+    case LOG_WARN: return '4';
+    default: return '3';
+    }
+}
+
+/* One log line; for the journal it starts with <N> and PLAIN lines carry no timestamp. */
+static void format_line(struct sbuf *b, enum log_level level, const char *module, const char *msg,
+                        bool journal)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -731,6 +767,10 @@ static void format_line(struct sbuf *b, enum log_level level, const char *module
     snprintf(stamp, sizeof stamp, "%s.%03dZ", date, (int)(ts.tv_nsec / 1000000));
     const char *lvl = log_level_name(level);
     bool has_module = module && module[0];
+    if (journal) {
+        char prefix[3] = {'<', journal_priority(level), '>'};
+        sb_put(b, prefix, sizeof prefix);
+    }
 
     if (g.format == LOG_FORMAT_JSON) {
         sb_puts(b, "{\"time\":\"");
@@ -746,8 +786,10 @@ static void format_line(struct sbuf *b, enum log_level level, const char *module
         sb_json_string(b, msg);
         sb_puts(b, "}\n");
     } else {
-        sb_puts(b, stamp);
-        sb_putc(b, ' ');
+        if (!journal) {
+            sb_puts(b, stamp);
+            sb_putc(b, ' ');
+        }
         sb_puts(b, lvl);
         sb_putc(b, ' ');
         if (has_module) {
@@ -773,9 +815,13 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
     char msgbuf[1024];
     char *msg = msgbuf;
     va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(msgbuf, sizeof msgbuf, fmt ? fmt : "", ap);
-    va_end(ap);
+    int n = 0;
+    msgbuf[0] = '\0';
+    if (fmt) {
+        va_start(ap, fmt);
+        n = vsnprintf(msgbuf, sizeof msgbuf, fmt, ap);
+        va_end(ap);
+    }
     if (n < 0) {
         snprintf(msgbuf, sizeof msgbuf, "(unformattable log message)");
     } else if ((size_t)n >= sizeof msgbuf) {
@@ -797,25 +843,34 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
         mod = modbuf;
     }
 
-    char linebuf[1280];
-    struct sbuf line;
+    char linebuf[1280], journalbuf[1280];
+    struct sbuf line, journal_line;
     sb_init(&line, linebuf, sizeof linebuf);
+    sb_init(&journal_line, journalbuf, sizeof journalbuf);
 
     pthread_mutex_lock(&g_mu);
-    format_line(&line, level, mod, msg);
+    format_line(&line, level, mod, msg, false);
+    bool stdout_journal = g.to_stdout && g.stdout_journal;
+    if (stdout_journal)
+        format_line(&journal_line, level, mod, msg, true);
     if (!line.failed) {
         if (g.to_stderr)
             fwrite(line.p, 1, line.len, stderr);
-        if (g.to_stdout) {
+        if (g.to_stdout && !stdout_journal) {
             fwrite(line.p, 1, line.len, stdout);
             fflush(stdout);
         }
         if (g.path)
             file_write(line.p, line.len);
     }
+    if (stdout_journal && !journal_line.failed) {
+        fwrite(journal_line.p, 1, journal_line.len, stdout);
+        fflush(stdout);
+    }
     pthread_mutex_unlock(&g_mu);
 
     sb_free(&line);
+    sb_free(&journal_line);
     if (msg != msgbuf)
         free(msg);
     errno = saved_errno;

@@ -90,6 +90,46 @@ struct emu_node {
     uint64_t id;
     int port;
     int listen_fd;
+    int tls_port;          /* 0 = no TLS listener */
+    int tls_listen_fd;
+    char tls_name[64];     /* announced in peers-tls-* */
+    int rack_id;           /* --racks: rack of this node (0 = default rack) */
+    atomic_bool up;        /* false after emulator-node-stop: not listening, owns nothing */
+};
+
+/* ---- security (emu_sec.c) ----------------------------------------------------------------- */
+
+#define EMU_MAX_USERS 16
+#define EMU_USER_MAX 63
+
+enum emu_perm {
+    EMU_PERM_READ = 1,
+    EMU_PERM_WRITE = 2,
+    EMU_PERM_UDF_ADMIN = 4,
+    EMU_PERM_SINDEX_ADMIN = 8,
+    EMU_PERM_TRUNCATE = 16,
+    EMU_PERM_SYS_ADMIN = 32,
+    EMU_PERM_USER_ADMIN = 64,
+    EMU_PERM_ALL = 127,
+};
+
+struct emu_user {
+    char name[EMU_USER_MAX + 1];
+    char credential[61]; /* bcrypt(password, the client salt), as the server stores it */
+    unsigned perms;      /* EMU_PERM_* granted by the user's roles */
+};
+
+struct emu_security {
+    bool enabled;          /* users configured: LOGIN required before anything else */
+    bool enterprise;       /* without users: admin messages answer 52 (EE, security off), not 51 */
+    struct emu_user users[EMU_MAX_USERS];
+    unsigned n_users;
+    uint32_t session_ttl;  /* seconds (LOGIN reply's SESSION_TTL) */
+    uint8_t hmac_key[32];  /* signs session tokens */
+    /* knobs (under emu_cluster.meta) */
+    uint64_t expired_before_ms; /* tokens issued up to this time (ms since the epoch) are expired */
+    int refuse_logins;          /* fault: every LOGIN answered with this result (0 = off) */
+    atomic_uint_fast64_t logins, login_failures, authenticates, auth_failures;
 };
 
 /* Fault knobs (set from the command line or the `emulator-fault:` info command). */
@@ -116,6 +156,13 @@ struct emu_cluster {
     struct emu_udf *udfs;
     unsigned n_udfs;
     struct emu_faults faults;
+    struct emu_security sec;
+    int64_t peers_gen;       /* +1 whenever a node stops or starts */
+    char alt_host[64];       /* --alt-host: address announced by peers-*-alt / service-*-alt */
+    bool tls;                /* TLS listeners configured: peers-tls-* answered */
+    char last_sni[128];      /* server name of the last TLS handshake (under meta) */
+    struct as_buf info_log;  /* "<conn>:<cmd>|<cmd>...;" per info request (under meta) */
+    atomic_uint next_conn_id;
 
     atomic_uint_fast64_t n_reads, n_writes, n_scans, n_batches, n_infos;
 };
@@ -159,21 +206,57 @@ int emu_udf_store(struct emu_cluster *c, const char *name, uint8_t *content, siz
  * 0, 1 if one of that name exists in the namespace (nothing stored), -1 out of memory. */
 int emu_sindex_add(struct emu_cluster *c, const struct emu_sindex *s);
 
-/* ---- info (emu_info.c) ---------------------------------------------------------------------- */
-
-/* Answers one info request body (type 1) into `out` (body only, no proto header). */
-void emu_info_handle(struct emu_cluster *c, struct emu_node *node, const char *body, size_t len,
-                     struct as_buf *out);
-
-/* ---- AS_MSG (emu_msg.c) ---------------------------------------------------------------------- */
+/* ---- connections (emu_main.c) ---------------------------------------------------------------- */
 
 struct emu_conn {
     int fd;
+    void *ssl;              /* SSL * on a TLS listener's connection, NULL for clear ones */
     struct emu_cluster *c;
     struct emu_node *node;
     struct as_buf out;
-    bool close_now; /* set by a fault: drop the connection after this request */
+    bool close_now;         /* set by a fault: drop the connection after this request */
+    int user;               /* index into c->sec.users once authenticated, -1 before */
+    unsigned id;            /* connection number (info log) */
+    char peer_cn[EMU_USER_MAX + 1]; /* subject CN of a verified client certificate (PKI) */
+    char user_agent[96];    /* base64 value of user-agent-set ("" = not set) */
 };
+
+/* Sends all bytes on the connection (TLS or clear). 0 or -1. */
+int emu_conn_send(struct emu_conn *conn, const void *p, size_t n);
+/* Stops (closes its listeners, drops its connections, hands its partitions to the other nodes)
+ * or restarts a node. 0, or -1 when it is already in that state / the last running node. */
+int emu_node_set_up(struct emu_cluster *c, unsigned idx, bool up);
+/* Records a connection's user-agent-set value. */
+void emu_conn_set_user_agent(struct emu_conn *conn, const char *b64, size_t len);
+/* "user-agent=<b64>:count=N;" for the user agents of open connections (the `user-agents` command). */
+void emu_user_agents(struct emu_cluster *c, struct as_buf *out);
+/* Number of running nodes. */
+unsigned emu_nodes_up(const struct emu_cluster *c);
+/* Recomputes partition ownership over the running nodes (partition generation + 1). Caller
+ * holds c->meta. */
+void emu_rebalance_locked(struct emu_cluster *c);
+
+/* ---- security (emu_sec.c) -------------------------------------------------------------------- */
+
+/* Adds a user from "NAME:PASSWORD[:ROLE,ROLE...]" (a PASSWORD of the form $2a$10$... with 60
+ * characters is taken as the stored bcrypt credential). 0 or -1 with *why set. */
+int emu_sec_add_user(struct emu_security *s, const char *spec, const char **why);
+/* Initialises the token key and defaults (session TTL 86400 s). */
+void emu_sec_init(struct emu_security *s);
+/* Answers one admin (type 2) body: LOGIN, AUTHENTICATE, others; the reply body into out. */
+void emu_sec_admin(struct emu_conn *conn, const uint8_t *body, size_t len, struct as_buf *out);
+/* The result code a request needing `perm` gets on this connection: 0, 80 (not
+ * authenticated) or 81 (role violation). 0 when security is off. */
+int emu_sec_check(const struct emu_conn *conn, unsigned perm);
+/* Name of a permission for error messages ("udf-admin", ...). */
+const char *emu_perm_name(unsigned perm);
+
+/* ---- info (emu_info.c) ---------------------------------------------------------------------- */
+
+/* Answers one info request body (type 1) into `out` (body only, no proto header). */
+void emu_info_handle(struct emu_conn *conn, const char *body, size_t len, struct as_buf *out);
+
+/* ---- AS_MSG (emu_msg.c) ---------------------------------------------------------------------- */
 
 /* Handles one type-3 body; writes every reply message to the connection. -1 if the
  * connection must be closed. */

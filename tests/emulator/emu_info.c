@@ -11,8 +11,15 @@
  * sindex-exists, sindex-stat, sindex/<ns>/<name>, sindex-create, sindex-delete, udf-list,
  * udf-get, udf-put, udf-remove, truncate, truncate-namespace; EE-only commands answer
  * ERROR:25; unknown ones ERROR:4; an empty body gives the legacy summary.
+ * user-agent-set is kept per connection (a second one answers ERROR:4:already set) and
+ * user-agents lists those of the open connections. With TLS listeners, peers-tls-std/alt
+ * and service-tls-std/alt are answered (Enterprise); with --alt-host, the *-alt forms list
+ * that host. Stopped nodes are left out of peers, services and ownership. With security,
+ * udf-put/remove need udf-admin, sindex-create/delete sindex-admin, truncate truncate
+ * (ERROR:81 otherwise).
  * Emulator-only commands (never sent by real clients): emulator-fault, emulator-move,
- * emulator-stats, emulator-dump, emulator-load.
+ * emulator-stats, emulator-dump, emulator-load, emulator-node-stop, emulator-node-start,
+ * emulator-info-log.
  */
 #include "emu.h"
 
@@ -23,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -35,6 +43,7 @@
 struct ictx {
     struct emu_cluster *c;
     struct emu_node *node;
+    struct emu_conn *conn;
     struct as_buf *o;
     const char *params; /* text after the first '/', ':' or ';' */
     size_t plen;
@@ -138,47 +147,70 @@ static void node_name(const struct emu_node *n, char out[32])
 
 /* ---- cluster facts ------------------------------------------------------------------------ */
 
-static int64_t peers_gen(const struct emu_cluster *c)
+static int64_t peers_gen(struct emu_cluster *c)
 {
-    return c->n_nodes > 1 ? (int64_t)c->n_nodes : 0;
+    pthread_mutex_lock(&c->meta);
+    int64_t g = c->peers_gen;
+    pthread_mutex_unlock(&c->meta);
+    return g;
 }
 
-static void put_addr(struct as_buf *o, const struct emu_node *n)
+static unsigned cluster_size(const struct emu_cluster *c)
 {
-    if (n->port == 3000)
-        put(o, "127.0.0.1");
+    return emu_nodes_up(c);
+}
+
+/* The address a node is announced with: host (127.0.0.1 or the alternate) and the clear or TLS
+ * port; the port is left out when it equals the default one. */
+static void put_addr(struct as_buf *o, const struct emu_node *n, const char *host, bool tls, int dflt)
+{
+    int port = tls ? n->tls_port : n->port;
+    if (port == dflt)
+        put(o, host);
     else
-        putf(o, "127.0.0.1:%d", n->port);
+        putf(o, "%s:%d", host, port);
 }
 
-static void info_peers(struct ictx *x)
+/* peers-{clear,tls}-{std,alt}: "gen,default-port,[[id,tls-name,[addr,...]],...]" */
+static void info_peers(struct ictx *x, bool tls, bool alt)
 {
-    putf(x->o, "%" PRId64 ",3000,[", peers_gen(x->c));
+    const char *host = alt ? x->c->alt_host : "127.0.0.1";
+    int dflt = tls ? 4333 : 3000;
+    putf(x->o, "%" PRId64 ",%d,[", peers_gen(x->c), dflt);
     bool first = true;
-    for (unsigned i = 0; i < x->c->n_nodes; i++) {
+    for (unsigned i = 0; *host && i < x->c->n_nodes; i++) {
         struct emu_node *n = &x->c->nodes[i];
-        if (n == x->node)
+        if (n == x->node || !atomic_load(&n->up))
             continue;
         char name[32];
         node_name(n, name);
-        putf(x->o, "%s[%s,,[", first ? "" : ",", name);
-        put_addr(x->o, n);
+        putf(x->o, "%s[%s,%s,[", first ? "" : ",", name, tls ? n->tls_name : "");
+        put_addr(x->o, n, host, tls, dflt);
         put(x->o, "]]");
         first = false;
     }
     put(x->o, "]");
 }
 
-static void info_services(struct ictx *x)
+static void info_services(struct ictx *x, bool alt)
 {
+    const char *host = alt ? x->c->alt_host : "127.0.0.1";
     bool first = true;
-    for (unsigned i = 0; i < x->c->n_nodes; i++) {
+    for (unsigned i = 0; *host && i < x->c->n_nodes; i++) {
         struct emu_node *n = &x->c->nodes[i];
-        if (n == x->node)
+        if (n == x->node || !atomic_load(&n->up))
             continue;
-        putf(x->o, "%s127.0.0.1:%d", first ? "" : ";", n->port);
+        putf(x->o, "%s%s:%d", first ? "" : ";", host, n->port);
         first = false;
     }
+}
+
+/* service-{clear,tls}-{std,alt}: this node's own address. */
+static void info_service(struct ictx *x, bool tls, bool alt)
+{
+    const char *host = alt ? x->c->alt_host : "127.0.0.1";
+    if (*host)
+        putf(x->o, "%s:%d", host, tls ? x->node->tls_port : x->node->port);
 }
 
 static void put_bitmap(struct ictx *x, struct emu_ns *ns, unsigned col)
@@ -307,7 +339,7 @@ static void info_namespace(struct ictx *x)
          "mrt_monitors_active=0;xmem_id=0;index_used_bytes=%" PRIu64 ";set_index_used_bytes=0;"
          "sindex_used_bytes=0;data_total_bytes=1073741824;data_used_bytes=%" PRIu64 ";"
          "data_used_pct=%u;data_avail_pct=%u;data_compression_ratio=1.000;",
-         x->c->n_nodes, emu_ns_effective_rf(x->c, ns), k.objects, k.master, k.prole, emu_now_cl(),
+         cluster_size(x->c), emu_ns_effective_rf(x->c, ns), k.objects, k.master, k.prole, emu_now_cl(),
          k.non_expirable, truncate_lut_ms(ns), k.objects * 64, k.bytes, used_pct, 99 - used_pct);
     put_ns_config(x->o, ns);
 }
@@ -450,7 +482,7 @@ static void put_cluster_key(struct ictx *x)
     pthread_mutex_lock(&x->c->meta);
     int64_t g = x->c->partition_gen;
     pthread_mutex_unlock(&x->c->meta);
-    putf(x->o, "%" PRIX64, (uint64_t)0xEDEC5D414794ull + (uint64_t)g * 0x1000 + x->c->n_nodes - 1);
+    putf(x->o, "%" PRIX64, (uint64_t)0xEDEC5D414794ull + (uint64_t)g * 0x1000 + cluster_size(x->c) - 1);
 }
 
 static void info_statistics(struct ictx *x)
@@ -463,7 +495,7 @@ static void info_statistics(struct ictx *x)
         count_ns(x, x->c->ns[i], &k);
         objects += k.objects;
     }
-    putf(x->o, "failed_best_practices=false;cluster_size=%u;cluster_key=", x->c->n_nodes);
+    putf(x->o, "failed_best_practices=false;cluster_size=%u;cluster_key=", cluster_size(x->c));
     put_cluster_key(x);
     putf(x->o,
          ";cluster_generation=1;cluster_principal=%s;cluster_min_compatibility_id=15;"
@@ -884,7 +916,8 @@ static int pid_range(const char *v, size_t vl, unsigned *a, unsigned *b)
     return 0;
 }
 
-/* emulator-fault:close-after-records=N;delay-ms=N;unavailable=A-B|none */
+/* emulator-fault:close-after-records=N;delay-ms=N;unavailable=A-B|none;refuse-logins=CODE;
+ * expire-sessions=1 */
 static void info_fault(struct ictx *x)
 {
     const char *v;
@@ -902,8 +935,84 @@ static void info_fault(struct ictx *x)
             for (unsigned p = a; p <= b; p++)
                 x->c->faults.unavailable[p >> 3] |= (uint8_t)(0x80 >> (p & 7));
     }
+    if (param_str(x, "refuse-logins", num, sizeof num))
+        x->c->sec.refuse_logins = atoi(num);
+    if (param_str(x, "expire-sessions", num, sizeof num) && atoi(num)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x->c->sec.expired_before_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    }
     pthread_mutex_unlock(&x->c->meta);
     put(x->o, "ok");
+}
+
+/* emulator-node-stop:N / emulator-node-start:N (also node=N) */
+static void info_node_up(struct ictx *x, bool up)
+{
+    char num[8] = "";
+    if (!param_str(x, "node", num, sizeof num) && x->plen > 0 && x->plen < sizeof num) {
+        memcpy(num, x->params, x->plen);
+        num[x->plen] = '\0';
+    }
+    char *end;
+    long idx = strtol(num, &end, 10);
+    if (!num[0] || *end || idx < 0 || idx >= (long)x->c->n_nodes) {
+        put(x->o, "ERROR:4:usage emulator-node-stop:N");
+        return;
+    }
+    if (emu_node_set_up(x->c, (unsigned)idx, up) != 0) {
+        put(x->o, up ? "ERROR:4:node is running" : "ERROR:4:node is stopped or the last one running");
+        return;
+    }
+    if (!up && x->node->idx == (unsigned)idx)
+        x->conn->close_now = true; /* this connection's node is gone after the reply */
+    put(x->o, "ok");
+}
+
+/* user-agent-set:value=<base64> (once per connection) */
+static void info_user_agent_set(struct ictx *x)
+{
+    const char *v;
+    size_t vl;
+    if (x->conn->user_agent[0]) {
+        put(x->o, "ERROR:4:already set");
+        return;
+    }
+    if (!param(x, "value", &v, &vl)) {
+        put(x->o, "ERROR:4:missing 'value'");
+        return;
+    }
+    if (vl == 0) {
+        put(x->o, "ERROR:4:missing 'value' value");
+        return;
+    }
+    if (vl > 88) {
+        put(x->o, "ERROR:4:'value' value too long");
+        return;
+    }
+    size_t dl;
+    uint8_t *d = b64_decode(v, vl, &dl);
+    if (!d || dl > 64) {
+        free(d);
+        put(x->o, "ERROR:4:'value' invalid base64");
+        return;
+    }
+    free(d);
+    emu_conn_set_user_agent(x->conn, v, vl);
+    put(x->o, "ok");
+}
+
+/* With security on, commands needing a permission; false (and ERROR:81 written) when refused. */
+static bool permitted(struct ictx *x, unsigned perm)
+{
+    int rc = emu_sec_check(x->conn, perm);
+    if (rc == 0)
+        return true;
+    if (rc == AS_SEC_ERR_ROLE_VIOLATION)
+        putf(x->o, "ERROR:81:role violation - requires permission '%s'", emu_perm_name(perm));
+    else
+        putf(x->o, "ERROR:%d:not authenticated", rc);
+    return false;
 }
 
 /* emulator-move:pid=A[-B];node=I  (makes node I the master; partition-generation increments) */
@@ -914,7 +1023,8 @@ static void info_move(struct ictx *x)
     unsigned a, b;
     char num[8];
     if (!param(x, "pid", &v, &vl) || pid_range(v, vl, &a, &b) != 0 ||
-        !param_str(x, "node", num, sizeof num) || (unsigned)atoi(num) >= x->c->n_nodes) {
+        !param_str(x, "node", num, sizeof num) || (unsigned)atoi(num) >= x->c->n_nodes ||
+        !atomic_load(&x->c->nodes[atoi(num)].up)) {
         put(x->o, "ERROR:4:usage pid=A[-B];node=I");
         return;
     }
@@ -945,13 +1055,47 @@ static void info_dump_load(struct ictx *x, bool dump)
 
 static void info_emu_stats(struct ictx *x)
 {
+    struct emu_security *s = &x->c->sec;
     putf(x->o, "reads=%" PRIu64 ";writes=%" PRIu64 ";scans=%" PRIu64 ";batches=%" PRIu64 ";infos=%" PRIu64,
          (uint64_t)atomic_load(&x->c->n_reads), (uint64_t)atomic_load(&x->c->n_writes),
          (uint64_t)atomic_load(&x->c->n_scans), (uint64_t)atomic_load(&x->c->n_batches),
          (uint64_t)atomic_load(&x->c->n_infos));
+    putf(x->o, ";logins=%" PRIu64 ";login_failures=%" PRIu64 ";authenticates=%" PRIu64
+         ";auth_failures=%" PRIu64 ";nodes_up=%u",
+         (uint64_t)atomic_load(&s->logins), (uint64_t)atomic_load(&s->login_failures),
+         (uint64_t)atomic_load(&s->authenticates), (uint64_t)atomic_load(&s->auth_failures),
+         emu_nodes_up(x->c));
+    pthread_mutex_lock(&x->c->meta);
+    putf(x->o, ";last_sni=%s", x->c->last_sni);
+    pthread_mutex_unlock(&x->c->meta);
 }
 
 /* ---- dispatch --------------------------------------------------------------------------------------- */
+
+/* racks: per namespace, the running nodes of each rack ("ns=test:rack_1=A,B:rack_2=C"). */
+static void info_racks(struct ictx *x)
+{
+    for (unsigned k = 0; k < x->c->n_ns; k++) {
+        putf(x->o, "%sns=%s", k ? ";" : "", x->c->ns[k]->name);
+        bool done[EMU_MAX_NODES] = { false };
+        for (unsigned i = 0; i < x->c->n_nodes; i++) {
+            if (done[i] || !atomic_load(&x->c->nodes[i].up))
+                continue;
+            int rack = x->c->nodes[i].rack_id;
+            putf(x->o, ":rack_%d=", rack);
+            bool first = true;
+            for (unsigned j = i; j < x->c->n_nodes; j++) {
+                if (x->c->nodes[j].rack_id != rack || !atomic_load(&x->c->nodes[j].up))
+                    continue;
+                char name[32];
+                node_name(&x->c->nodes[j], name);
+                putf(x->o, "%s%s", first ? "" : ",", name);
+                done[j] = true;
+                first = false;
+            }
+        }
+    }
+}
 
 static void info_node(struct ictx *x)
 {
@@ -993,42 +1137,57 @@ static void dispatch(struct ictx *x, const char *name, size_t nl)
     else if (IS("partition-generation")) info_partition_gen(x);
     else if (IS("rebalance-generation")) put(x->o, "1");
     else if (IS("peers-generation")) putf(x->o, "%" PRId64, peers_gen(x->c));
-    else if (IS("peers-clear-std")) info_peers(x);
-    else if (IS("peers-clear-alt")) putf(x->o, "%" PRId64 ",3000,[]", peers_gen(x->c));
-    else if (IS("services")) info_services(x);
-    else if (IS("services-alternate") || IS("services-alumni") || IS("service-clear-alt")) ;
-    else if (IS("service-clear-std") || IS("service")) putf(x->o, "127.0.0.1:%d", x->node->port);
+    else if (IS("peers-clear-std")) info_peers(x, false, false);
+    else if (IS("peers-clear-alt")) info_peers(x, false, true);
+    else if (IS("services")) info_services(x, false);
+    else if (IS("services-alternate")) info_services(x, true);
+    else if (IS("services-alumni")) ;
+    else if (IS("service-clear-alt")) info_service(x, false, true);
+    else if (IS("service-clear-std") || IS("service")) info_service(x, false, false);
+    else if (x->c->tls && (IS("peers-tls-std") || IS("peers-tls-alt")))
+        info_peers(x, true, IS("peers-tls-alt"));
+    else if (x->c->tls && (IS("service-tls-std") || IS("service-tls-alt")))
+        info_service(x, true, IS("service-tls-alt"));
     else if (IS("peers-tls-std") || IS("peers-tls-alt") || IS("service-tls-std") ||
              IS("service-tls-alt") || IS("rack-ids"))
         put(x->o, "ERROR:25:enterprise only");
+    else if (IS("racks")) info_racks(x);
     else if (IS("cluster-name")) put(x->o, x->c->cluster_name);
     else if (IS("cluster-stable")) {
         char size[16];
-        if (param_str(x, "size", size, sizeof size) && (unsigned)atoi(size) != x->c->n_nodes)
+        if (param_str(x, "size", size, sizeof size) && (unsigned)atoi(size) != cluster_size(x->c))
             put(x->o, "ERROR::cluster not specified size");
         else
             put_cluster_key(x);
     }
     else if (IS("statistics")) info_statistics(x);
     else if (IS("get-config")) info_get_config(x);
-    else if (IS("user-agent-set")) put(x->o, "ok");
+    else if (IS("user-agent-set")) info_user_agent_set(x);
+    else if (IS("user-agents")) emu_user_agents(x->c, x->o);
     else if (IS("sindex-list")) info_sindex_list(x);
     else if (IS("sindex-exists")) info_sindex_exists(x);
     else if (IS("sindex-stat")) info_sindex_stat(x);
     else if (IS("sindex")) info_sindex_legacy(x);
-    else if (IS("sindex-create")) info_sindex_create(x);
-    else if (IS("sindex-delete")) info_sindex_delete(x);
+    else if (IS("sindex-create")) { if (permitted(x, EMU_PERM_SINDEX_ADMIN)) info_sindex_create(x); }
+    else if (IS("sindex-delete")) { if (permitted(x, EMU_PERM_SINDEX_ADMIN)) info_sindex_delete(x); }
     else if (IS("udf-list")) info_udf_list(x);
     else if (IS("udf-get")) info_udf_get(x);
-    else if (IS("udf-put")) info_udf_put(x);
-    else if (IS("udf-remove")) info_udf_remove(x);
-    else if (IS("truncate")) info_truncate(x, false);
-    else if (IS("truncate-namespace")) info_truncate(x, true);
+    else if (IS("udf-put")) { if (permitted(x, EMU_PERM_UDF_ADMIN)) info_udf_put(x); }
+    else if (IS("udf-remove")) { if (permitted(x, EMU_PERM_UDF_ADMIN)) info_udf_remove(x); }
+    else if (IS("truncate")) { if (permitted(x, EMU_PERM_TRUNCATE)) info_truncate(x, false); }
+    else if (IS("truncate-namespace")) { if (permitted(x, EMU_PERM_TRUNCATE)) info_truncate(x, true); }
     else if (IS("emulator-fault")) info_fault(x);
     else if (IS("emulator-move")) info_move(x);
     else if (IS("emulator-stats")) info_emu_stats(x);
     else if (IS("emulator-dump")) info_dump_load(x, true);
     else if (IS("emulator-load")) info_dump_load(x, false);
+    else if (IS("emulator-info-log")) {
+        pthread_mutex_lock(&x->c->meta);
+        putn(x->o, (const char *)x->c->info_log.data, x->c->info_log.len);
+        pthread_mutex_unlock(&x->c->meta);
+    }
+    else if (IS("emulator-node-stop")) info_node_up(x, false);
+    else if (IS("emulator-node-start")) info_node_up(x, true);
     else put(x->o, "ERROR:4:unrecognized command");
 #undef IS
 }
@@ -1056,10 +1215,9 @@ static void summary(struct ictx *x)
     }
 }
 
-void emu_info_handle(struct emu_cluster *c, struct emu_node *node, const char *body, size_t len,
-                     struct as_buf *out)
+void emu_info_handle(struct emu_conn *conn, const char *body, size_t len, struct as_buf *out)
 {
-    struct ictx x = { .c = c, .node = node, .o = out };
+    struct ictx x = { .c = conn->c, .node = conn->node, .conn = conn, .o = out };
     if (len == 0) {
         summary(&x);
         return;

@@ -92,7 +92,7 @@ static int send_header(struct emu_conn *conn, uint8_t rc, uint8_t info3, uint32_
     struct err e;
     if (as_proto_end(&conn->out, off, &e) != 0)
         return -1;
-    return emu_send_all(conn->fd, conn->out.data, conn->out.len);
+    return emu_conn_send(conn, conn->out.data, conn->out.len);
 }
 
 static int flush_frame(struct emu_conn *conn, size_t off)
@@ -100,7 +100,7 @@ static int flush_frame(struct emu_conn *conn, size_t off)
     struct err e;
     if (as_proto_end(&conn->out, off, &e) != 0)
         return -1;
-    int rc = emu_send_all(conn->fd, conn->out.data, conn->out.len);
+    int rc = emu_conn_send(conn, conn->out.data, conn->out.len);
     as_buf_reset(&conn->out);
     return rc;
 }
@@ -697,6 +697,12 @@ static int rec_op(struct emu_cluster *c, const struct req *q, struct as_buf *o, 
     return reply_rc(o, AS_ERR_PARAMETER, 0, index);
 }
 
+/* With security on: 80 before login, 81 without the read / write permission the request needs. */
+static int sec_rc(const struct emu_conn *conn, const struct req *q)
+{
+    return emu_sec_check(conn, (q->info2 & AS_INFO2_WRITE) ? EMU_PERM_WRITE : EMU_PERM_READ);
+}
+
 static void req_from_fields(struct emu_cluster *c, const struct fields *fs, struct req *q)
 {
     q->ns = fs->has[AS_FIELD_NAMESPACE]
@@ -727,7 +733,10 @@ static int handle_single(struct emu_conn *conn, const struct as_msg_view *v, con
     q.n_ops = v->h.n_ops;
     as_buf_reset(&conn->out);
     size_t off = as_proto_begin(&conn->out, AS_PROTO_MSG);
-    if (fs->f[AS_FIELD_DIGEST].len != AS_DIGEST_SIZE)
+    int src = sec_rc(conn, &q);
+    if (src)
+        reply_rc(&conn->out, src, 0, 0);
+    else if (fs->f[AS_FIELD_DIGEST].len != AS_DIGEST_SIZE)
         reply_rc(&conn->out, AS_ERR_PARAMETER, 0, 0);
     else
         rec_op(conn->c, &q, &conn->out, 0);
@@ -854,7 +863,11 @@ static int handle_batch(struct emu_conn *conn, const struct as_msg_view *v, cons
             have_prev = true;
         }
         q.digest = digest;
-        int rc = rec_op(c, &q, &conn->out, index);
+        int rc = sec_rc(conn, &q);
+        if (rc)
+            reply_rc(&conn->out, rc, 0, index);
+        else
+            rc = rec_op(c, &q, &conn->out, index);
         if (rc && rc != AS_ERR_NOT_FOUND && rc != AS_ERR_FILTERED_OUT && !(parent & 0x04))
             break; /* without respond-all-keys the first real error ends the batch */
         if (conn->out.len - off > c->chunk_size) {
@@ -1126,5 +1139,8 @@ int emu_msg_handle(struct emu_conn *conn, const uint8_t *body, size_t len)
         return handle_batch(conn, &v, &fs);
     if (fs.has[AS_FIELD_DIGEST])
         return handle_single(conn, &v, &fs);
+    int src = emu_sec_check(conn, EMU_PERM_READ);
+    if (src)
+        return send_header(conn, (uint8_t)src, 0, 0);
     return handle_scan(conn, &v, &fs);
 }

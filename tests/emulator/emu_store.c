@@ -23,12 +23,38 @@ int emu_cluster_init(struct emu_cluster *c, unsigned n_nodes)
         c->nodes[i].idx = i;
         c->nodes[i].id = 0xBB9000000000001ull + i;
         c->nodes[i].listen_fd = -1;
+        c->nodes[i].tls_listen_fd = -1;
+        atomic_init(&c->nodes[i].up, true);
     }
-    /* Interleaved ownership, like a real cluster's (not contiguous ranges). */
-    for (unsigned p = 0; p < AS_PARTITIONS; p++)
-        c->master[p] = (uint8_t)((p * 7 + p / 13) % n_nodes);
+    c->peers_gen = n_nodes > 1 ? (int64_t)n_nodes : 0;
     pthread_mutex_init(&c->meta, NULL);
+    emu_rebalance_locked(c);
+    c->partition_gen = 0;
+    emu_sec_init(&c->sec);
     return 0;
+}
+
+unsigned emu_nodes_up(const struct emu_cluster *c)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < c->n_nodes; i++)
+        k += atomic_load(&((struct emu_cluster *)c)->nodes[i].up);
+    return k;
+}
+
+/* Interleaved ownership over the running nodes, like a real cluster's (not contiguous ranges). */
+void emu_rebalance_locked(struct emu_cluster *c)
+{
+    uint8_t up[EMU_MAX_NODES];
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->n_nodes; i++)
+        if (atomic_load(&c->nodes[i].up))
+            up[n++] = (uint8_t)i;
+    if (n == 0)
+        return;
+    for (unsigned p = 0; p < AS_PARTITIONS; p++)
+        c->master[p] = up[(p * 7 + p / 13) % n];
+    c->partition_gen++;
 }
 
 static void part_free(struct emu_part *p)
@@ -58,6 +84,7 @@ void emu_cluster_free(struct emu_cluster *c)
     for (unsigned i = 0; i < c->n_udfs; i++)
         free(c->udfs[i].content);
     free(c->udfs);
+    as_buf_free(&c->info_log);
     pthread_mutex_destroy(&c->meta);
     c->n_ns = 0;
 }
@@ -225,7 +252,8 @@ bool emu_rec_bin(const struct emu_rec *r, const uint8_t *name, size_t name_len, 
 
 unsigned emu_ns_effective_rf(const struct emu_cluster *c, const struct emu_ns *ns)
 {
-    return ns->rf < c->n_nodes ? ns->rf : c->n_nodes;
+    unsigned up = emu_nodes_up(c);
+    return ns->rf < up ? ns->rf : up;
 }
 
 int emu_node_column(struct emu_cluster *c, unsigned node, const struct emu_ns *ns, unsigned pid)
@@ -234,9 +262,18 @@ int emu_node_column(struct emu_cluster *c, unsigned node, const struct emu_ns *n
     pthread_mutex_lock(&c->meta);
     unsigned m = c->master[pid];
     pthread_mutex_unlock(&c->meta);
-    for (unsigned j = 0; j < erf; j++)
-        if ((m + j) % c->n_nodes == node)
-            return (int)j;
+    if (!atomic_load(&c->nodes[node].up))
+        return -1;
+    /* replicas live on the next running nodes after the master */
+    unsigned col = 0;
+    for (unsigned j = 0; j < c->n_nodes && col < erf; j++) {
+        unsigned k = (m + j) % c->n_nodes;
+        if (!atomic_load(&c->nodes[k].up))
+            continue;
+        if (k == node)
+            return (int)col;
+        col++;
+    }
     return -1;
 }
 

@@ -36,6 +36,7 @@
 
 #include <openssl/evp.h>
 
+#include "aerospike/as_auth.h"
 #include "aerospike/as_proto.h"
 
 static const char *g_emu_path;
@@ -1561,6 +1562,142 @@ static void test_replay_errors(void **state)
     emu_stop(&e);
 }
 
+/* The only admin traffic in the captures: asbackup's LOGIN (user admin, bcrypt credential) to CE,
+ * answered 51. The client encodes the same LOGIN byte for byte; a secured emulator holding that
+ * credential answers it with a session token and TTL, one holding another password with 65 in
+ * the captured reply's shape (16-byte body, no fields); the token then authenticates a new
+ * connection, and before that info and AS_MSG requests answer 80. */
+static void test_replay_admin(void **state)
+{
+    (void)state;
+    size_t n;
+    struct cap_msg *m = capture_load("g-errors.jsonl", &n);
+    const struct cap_msg *login = NULL, *reply = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].type != AS_PROTO_ADMIN)
+            continue;
+        if (m[i].c2s)
+            login = &m[i];
+        else
+            reply = &m[i];
+    }
+    assert_non_null(login);
+    assert_non_null(reply);
+    /* fields: USER "admin", CREDENTIAL (60 characters) */
+    const uint8_t *b = login->bytes + 8;
+    assert_int_equal(b[2], AS_ADMIN_LOGIN);
+    assert_int_equal(b[3], 2);
+    uint32_t ul = as_get_u32(b + 16) - 1;
+    char user[32] = "", cred[AS_CREDENTIAL_LEN + 1] = "";
+    assert_true(ul < sizeof user);
+    memcpy(user, b + 21, ul);
+    const uint8_t *cf = b + 21 + ul;
+    assert_int_equal(as_get_u32(cf) - 1, AS_CREDENTIAL_LEN);
+    assert_int_equal(cf[4], AS_ADMIN_FIELD_CREDENTIAL);
+    memcpy(cred, cf + 5, AS_CREDENTIAL_LEN);
+    assert_string_equal(user, "admin");
+
+    struct as_buf enc;
+    as_buf_init(&enc);
+    struct err err;
+    assert_int_equal(as_auth_login_encode(&enc, AS_AUTH_INTERNAL, user, cred, NULL, &err), 0);
+    assert_int_equal(enc.len, login->len);
+    assert_memory_equal(enc.data, login->bytes, login->len);
+    as_buf_free(&enc);
+
+    /* a password the capture did not use: 65 in the captured reply's shape */
+    struct emu e;
+    emu_start(&e, "--user admin:other-password");
+    int fd = connect_port(e.ports[0]);
+    send_bytes(fd, login->bytes, login->len);
+    struct as_proto_header h;
+    uint8_t *body = recv_msg(fd, &h);
+    assert_non_null(body);
+    assert_int_equal(h.type, AS_PROTO_ADMIN);
+    assert_int_equal(h.size, reply->len - 8);
+    assert_int_equal(body[1], AS_SEC_ERR_CREDENTIAL);
+    assert_int_equal(body[3], 0);
+    free(body);
+    close(fd);
+    emu_stop(&e);
+
+    /* the stored credential of the capture: a session */
+    char args[128];
+    snprintf(args, sizeof args, "--user admin:%s --session-ttl 600", cred);
+    emu_start(&e, args);
+    fd = connect_port(e.ports[0]);
+    char *v = info(fd, "namespaces\nbuild\n"); /* not logged in: the whole reply is the error */
+    assert_string_equal(v, "ERROR:80:not authenticated\n");
+    free(v);
+    close(fd);
+    fd = connect_port(e.ports[0]);
+    send_bytes(fd, login->bytes, login->len);
+    body = recv_msg(fd, &h);
+    assert_non_null(body);
+    assert_int_equal(h.type, AS_PROTO_ADMIN);
+    int result = -1;
+    uint32_t ttl = 0;
+    struct as_session sess = { 0 };
+    assert_int_equal(as_auth_reply_decode(body, h.size, &result, &sess, &ttl, &err), 0);
+    assert_int_equal(result, 0);
+    assert_int_equal(body[3], 2);
+    assert_int_equal(ttl, 600);
+    assert_non_null(sess.token);
+    free(body);
+    v = info1(fd, "namespaces");
+    assert_string_equal(v, "test");
+    free(v);
+    close(fd);
+    /* a new connection: AUTHENTICATE with the token */
+    fd = connect_port(e.ports[0]);
+    struct as_buf a;
+    as_buf_init(&a);
+    assert_int_equal(as_auth_authenticate_encode(&a, AS_AUTH_INTERNAL, "admin", &sess, &err), 0);
+    send_bytes(fd, a.data, a.len);
+    body = recv_msg(fd, &h);
+    assert_non_null(body);
+    assert_int_equal(h.size, 16);
+    assert_int_equal(body[1], 0);
+    free(body);
+    /* a second AUTHENTICATE on an authenticated connection: 56 */
+    send_bytes(fd, a.data, a.len);
+    body = recv_msg(fd, &h);
+    assert_non_null(body);
+    assert_int_equal(body[1], AS_SEC_ERR_STATE);
+    free(body);
+    v = info1(fd, "build");
+    assert_string_equal(v, "8.1.2.0");
+    free(v);
+    close(fd);
+    /* a tampered token: 65 */
+    sess.token[sess.token_len - 1] ^= 1;
+    as_buf_reset(&a);
+    assert_int_equal(as_auth_authenticate_encode(&a, AS_AUTH_INTERNAL, "admin", &sess, &err), 0);
+    fd = connect_port(e.ports[0]);
+    send_bytes(fd, a.data, a.len);
+    body = recv_msg(fd, &h);
+    assert_non_null(body);
+    assert_int_equal(body[1], AS_SEC_ERR_CREDENTIAL);
+    free(body);
+    /* an AS_MSG before login: 80 */
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].type == AS_PROTO_MSG && m[i].c2s) {
+            send_bytes(fd, m[i].bytes, m[i].len);
+            break;
+        }
+    }
+    body = recv_msg(fd, &h);
+    assert_non_null(body);
+    assert_int_equal(h.type, AS_PROTO_MSG);
+    assert_int_equal(body[5], AS_SEC_ERR_NOT_AUTHENTICATED);
+    free(body);
+    close(fd);
+    as_buf_free(&a);
+    as_session_clear(&sess);
+    emu_stop(&e);
+    capture_free(m, n);
+}
+
 static void test_replay_restore_and_backup(void **state)
 {
     (void)state;
@@ -1899,6 +2036,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_replay_errors, kill_leftovers),
         cmocka_unit_test_teardown(test_replay_restore_and_backup, kill_leftovers),
         cmocka_unit_test_teardown(test_load_and_dump, kill_leftovers),
+        cmocka_unit_test_teardown(test_replay_admin, kill_leftovers),
         cmocka_unit_test_teardown(test_concurrency, kill_leftovers),
         cmocka_unit_test_teardown(test_hostile_requests, kill_leftovers),
         cmocka_unit_test_teardown(test_generate, kill_leftovers),

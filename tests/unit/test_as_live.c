@@ -4,7 +4,10 @@
  * sindex/UDF round trips, batch and single writes with their policies and result codes,
  * full / partition / set / bin-list / no-bin / max-records / filtered scans, parallel scans,
  * and the retry paths (connection closed mid-stream, unavailable partitions, partitions
- * moving between nodes, cancellation).
+ * moving between nodes, cancellation); the user agent sent on tend connections;
+ * use-services-alternate; a node leaving a 3-node cluster in the middle of a scan (dropped
+ * from the view and the partition map, its partitions re-scanned on the new owners) and
+ * coming back.
  *
  * The emulator binary is found through $ABS_EMULATOR or next to this test
  * (<build>/tests/emulator/aerospike-emulator); without it every test is skipped.
@@ -17,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
@@ -35,6 +39,7 @@
 #include "aerospike/as_info.h"
 #include "aerospike/as_scan.h"
 #include "aerospike/as_write.h"
+#include "version.h"
 
 #define N_RECORDS 2000
 
@@ -59,6 +64,59 @@ static bool find_emulator(char *out, size_t cap)
     self[n] = 0;
     snprintf(out, cap, "%s/emulator/aerospike-emulator", dirname(self));
     return access(out, X_OK) == 0;
+}
+
+/* Another emulator for one test: `nodes` nodes plus extra arguments; 0 or -1. */
+struct emu2 {
+    pid_t pid;
+    int ports[3];
+    char port_file[128];
+};
+
+static int start_emu2(struct emu2 *em, const char *nodes, const char *a1, const char *a2)
+{
+    char bin[PATH_MAX];
+    if (!find_emulator(bin, sizeof bin))
+        return -1;
+    snprintf(em->port_file, sizeof em->port_file, "/tmp/as-live2-%d.ports", (int)getpid());
+    unlink(em->port_file);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 1);
+        execl(bin, bin, "--port", "0", "--nodes", nodes, "--port-file", em->port_file, a1, a2,
+              (char *)NULL);
+        _exit(127);
+    }
+    em->pid = pid;
+    int want = atoi(nodes);
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(em->port_file, "r");
+        if (f) {
+            int k = fscanf(f, "%d %d %d", &em->ports[0], &em->ports[1], &em->ports[2]);
+            fclose(f);
+            if (k == want)
+                return 0;
+        }
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static void stop_emu2(struct emu2 *em)
+{
+    if (em->pid > 0) {
+        kill(em->pid, SIGTERM);
+        int st;
+        waitpid(em->pid, &st, 0);
+        em->pid = -1;
+    }
+    unlink(em->port_file);
 }
 
 static int start_emulator(void)
@@ -757,6 +815,295 @@ static void test_live_scan_faults(void **state)
     as_scanner_free(sc);
 }
 
+/* ---- user agent, alternate addresses, node removal ------------------------------------------- */
+
+static void test_live_user_agent(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    /* every node got "1,c-abs-<version>,not-set" on its tend connection */
+    const char *v = info1("user-agents");
+    const char *p = strstr(v, "user-agent=");
+    assert_non_null(p);
+    p += strlen("user-agent=");
+    size_t n = strcspn(p, ":");
+    uint8_t dec[128];
+    long dl = as_b64_decode(p, n, dec);
+    assert_true(dl > 0 && dl < (long)sizeof dec);
+    dec[dl] = 0;
+    assert_string_equal((const char *)dec, "1,c-abs-" ABS_VERSION ",not-set");
+    assert_non_null(strstr(p, ":count="));
+}
+
+static void test_live_services_alternate(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    struct emu2 em;
+    assert_int_equal(start_emu2(&em, "2", "--alt-host", "localhost"), 0);
+    struct as_host h = { .name = "127.0.0.1", .port = (uint16_t)em.ports[0] };
+    struct as_cluster_config cfg = { .seeds = &h, .n_seeds = 1, .connect_timeout_ms = 2000,
+                                     .use_services_alternate = true };
+    struct as_cluster *c;
+    struct err e;
+    if (as_cluster_new(&cfg, &c, &e) != 0)
+        fail_msg("%s", e.msg);
+    /* the peer is reached on its alternate address */
+    assert_int_equal(as_cluster_node_count(c), 2);
+    struct as_node *n2 = as_cluster_node_by_name(c, "BB9000000000002");
+    assert_non_null(n2);
+    char want[64];
+    snprintf(want, sizeof want, "localhost:%d", em.ports[1]);
+    assert_string_equal(as_node_address(n2), want);
+    as_node_release(n2);
+    as_cluster_free(c);
+    /* without the option the standard addresses are used */
+    cfg.use_services_alternate = false;
+    assert_int_equal(as_cluster_new(&cfg, &c, &e), 0);
+    n2 = as_cluster_node_by_name(c, "BB9000000000002");
+    assert_non_null(n2);
+    snprintf(want, sizeof want, "127.0.0.1:%d", em.ports[1]);
+    assert_string_equal(as_node_address(n2), want);
+    as_node_release(n2);
+    as_cluster_free(c);
+    stop_emu2(&em);
+}
+
+#define GEN_RECORDS 6000
+
+struct gen_seen {
+    uint8_t hits[GEN_RECORDS];
+    _Atomic uint64_t records, dups, bad;
+    pthread_mutex_t mu;
+    uint8_t victim_parts[AS_PARTITIONS]; /* partitions of the node to stop */
+    unsigned victim_records;
+    int stop_port;                       /* > 0: stop node 3 through this port ... */
+    unsigned stop_after;                 /* ... after this many of its records */
+};
+
+static void send_knob(int port, const char *cmd)
+{
+    struct as_conn c;
+    struct err e;
+    if (as_conn_open(&c, "127.0.0.1", (uint16_t)port, NULL, NULL, 2000, &e) == 0) {
+        struct as_buf reply;
+        as_buf_init(&reply);
+        as_info_exec(&c, cmd, &reply, as_deadline_in(5000), 0, &e);
+        as_buf_free(&reply);
+        as_conn_close(&c);
+    }
+}
+
+static int on_generated(void *ctx, const struct as_record *r, struct err *e)
+{
+    struct gen_seen *s = ctx;
+    atomic_fetch_add(&s->records, 1);
+    char k[32];
+    if (r->key.type != AS_PARTICLE_STRING || r->key.len >= sizeof k) {
+        atomic_fetch_add(&s->bad, 1);
+        return 0;
+    }
+    memcpy(k, r->key.data, r->key.len);
+    k[r->key.len] = 0;
+    long i = strncmp(k, "key-", 4) == 0 ? atol(k + 4) : -1;
+    if (i < 0 || i >= GEN_RECORDS) {
+        atomic_fetch_add(&s->bad, 1);
+        return 0;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->hits[i]++)
+        atomic_fetch_add(&s->dups, 1);
+    bool stop = s->victim_parts[as_partition_id(r->digest)] && ++s->victim_records == s->stop_after &&
+                s->stop_port > 0;
+    pthread_mutex_unlock(&s->mu);
+    if (stop) /* the node leaves while its scan stream is open */
+        send_knob(s->stop_port, "emulator-node-stop:2");
+    return 0;
+}
+
+static unsigned owned_by(struct as_cluster *c, const char *node)
+{
+    unsigned k = 0;
+    for (uint32_t p = 0; p < AS_PARTITIONS; p++) {
+        struct as_node *n = as_cluster_partition_node(c, "test", p, 0);
+        if (n && strcmp(as_node_name(n), node) == 0)
+            k++;
+        if (n)
+            as_node_release(n);
+    }
+    return k;
+}
+
+static void test_live_node_leaves_mid_scan(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    struct emu2 em;
+    char gen[32];
+    snprintf(gen, sizeof gen, "test:%d", GEN_RECORDS);
+    assert_int_equal(start_emu2(&em, "3", "--generate", gen), 0);
+    struct as_host h = { .name = "127.0.0.1", .port = (uint16_t)em.ports[0] };
+    struct as_cluster_config cfg = { .seeds = &h, .n_seeds = 1, .connect_timeout_ms = 2000,
+                                     .tend_interval_ms = 100 };
+    struct as_cluster *c;
+    struct err e;
+    if (as_cluster_new(&cfg, &c, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(as_cluster_node_count(c), 3);
+    assert_true(owned_by(c, "BB9000000000003") > 0);
+    as_cluster_hold(c);
+
+    /* node 3 stops after streaming 100 of its records (the scan is throttled so that the rest
+     * of its stream is still to come) */
+    struct gen_seen *s = calloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    for (uint32_t pid = 0; pid < AS_PARTITIONS; pid++) {
+        struct as_node *n = as_cluster_partition_node(c, "test", pid, 0);
+        s->victim_parts[pid] = n && strcmp(as_node_name(n), "BB9000000000003") == 0;
+        if (n)
+            as_node_release(n);
+    }
+    s->stop_port = em.ports[0];
+    s->stop_after = 100;
+    struct as_scan_policy p = { .ns = "test", .records_per_second = 3000, .total_timeout_ms = 60000,
+                                .retry_sleep_ms = 50 };
+    struct as_scanner *sc;
+    assert_int_equal(as_scanner_new(&sc, &e), 0);
+    struct as_scan_parts parts;
+    assert_int_equal(as_scan_parts_range(&parts, 0, 4096, &e), 0);
+    struct as_scan_stats stats;
+    int rc = as_scan_run(sc, c, &p, &parts, on_generated, s, &stats, &e);
+    if (rc)
+        fail_msg("scan: %s", e.msg);
+    /* every record exactly once, the stopped node's partitions re-scanned on their new owners */
+    assert_int_equal(s->records, GEN_RECORDS);
+    assert_int_equal(s->dups, 0);
+    assert_int_equal(s->bad, 0);
+    assert_true(stats.rounds > 1);
+    assert_true(stats.partitions_retried > 0);
+    as_scan_parts_free(&parts);
+
+    /* the node is dropped from the view and from the partition map */
+    for (int i = 0; i < 100 && as_cluster_node_count(c) != 2; i++)
+        as_sleep_ms(50, NULL);
+    assert_int_equal(as_cluster_node_count(c), 2);
+    struct as_node *gone = as_cluster_node_by_name(c, "BB9000000000003");
+    assert_null(gone);
+    assert_int_equal(owned_by(c, "BB9000000000003"), 0);
+    assert_int_equal(owned_by(c, "BB9000000000001") + owned_by(c, "BB9000000000002"), AS_PARTITIONS);
+
+    /* it comes back: the tend finds it through the peers lists, a full scan still sees all */
+    s->stop_port = 0;
+    send_knob(em.ports[0], "emulator-node-start:2");
+    for (int i = 0; i < 100 && as_cluster_node_count(c) != 3; i++)
+        as_sleep_ms(50, NULL);
+    assert_int_equal(as_cluster_node_count(c), 3);
+    for (int i = 0; i < 100 && owned_by(c, "BB9000000000003") == 0; i++)
+        as_sleep_ms(50, NULL);
+    assert_true(owned_by(c, "BB9000000000003") > 0);
+    memset(s->hits, 0, sizeof s->hits);
+    s->records = 0;
+    p.records_per_second = 0;
+    assert_int_equal(as_scan_parts_range(&parts, 0, 4096, &e), 0);
+    assert_int_equal(as_scan_run(sc, c, &p, &parts, on_generated, s, &stats, &e), 0);
+    assert_int_equal(s->records, GEN_RECORDS);
+    assert_int_equal(stats.node_requests, 3);
+    as_scan_parts_free(&parts);
+    as_scanner_free(sc);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    as_cluster_unhold(c);
+    as_cluster_free(c);
+    stop_emu2(&em);
+}
+
+/* The client's start-up tend on a single node sends what C client 7.3.0 sent in the capture
+ * (wire/a-info-commands tend-asbackup-single-node), request by request on one connection; only
+ * the user agent's client part differs ("c-abs-<version>" for "c-7.3.0"). */
+static void test_live_tend_requests_as_captured(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    char want[8][128];
+    size_t n_want = 0;
+    FILE *f = fopen(TEST_DATA_DIR "/wire/tend-asbackup-single-node.start.jsonl", "r");
+    assert_non_null(f);
+    char line[8192];
+    while (fgets(line, sizeof line, f) && n_want < 8) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        const char *dir = json_string_value(json_object_get(j, "dir"));
+        const char *hex = json_string_value(json_object_get(j, "hex"));
+        if (strcmp(dir, "c2s") == 0) {
+            size_t hl = strlen(hex), k = 0;
+            for (size_t i = 16; i + 1 < hl && k < sizeof want[0] - 1; i += 2) {
+                unsigned b;
+                sscanf(hex + i, "%2x", &b);
+                want[n_want][k++] = b == '\n' ? '|' : (char)b;
+            }
+            if (k && want[n_want][k - 1] == '|')
+                k--;
+            want[n_want][k] = 0;
+            n_want++;
+        }
+        json_decref(j);
+    }
+    fclose(f);
+    assert_int_equal(n_want, 5);
+
+    struct emu2 em;
+    assert_int_equal(start_emu2(&em, "1", "--namespace", "test"), 0);
+    struct as_host h = { .name = "127.0.0.1", .port = (uint16_t)em.ports[0] };
+    struct as_cluster_config cfg = { .seeds = &h, .n_seeds = 1, .connect_timeout_ms = 2000 };
+    struct as_cluster *c;
+    struct err e;
+    if (as_cluster_new(&cfg, &c, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(as_cluster_tend(c, &e), 0); /* the first periodic tend */
+    as_cluster_free(c);
+
+    struct as_conn conn;
+    assert_int_equal(as_conn_open(&conn, "127.0.0.1", (uint16_t)em.ports[0], NULL, NULL, 2000, &e), 0);
+    struct as_buf reply;
+    as_buf_init(&reply);
+    assert_int_equal(as_info_exec(&conn, "emulator-info-log", &reply, as_deadline_in(5000), 0, &e), 0);
+    const char *v;
+    size_t vl;
+    assert_true(as_info_reply_value(&reply, "emulator-info-log", &v, &vl));
+    char *log = strndup(v, vl);
+    as_buf_free(&reply);
+    as_conn_close(&conn);
+    stop_emu2(&em);
+
+    /* the first connection's requests */
+    char got[8][256];
+    size_t n_got = 0;
+    char first_conn[16] = "";
+    for (char *save = NULL, *tok = strtok_r(log, ";", &save); tok && n_got < 8; tok = strtok_r(NULL, ";", &save)) {
+        char *colon = strchr(tok, ':');
+        assert_non_null(colon);
+        *colon = 0;
+        if (!first_conn[0])
+            snprintf(first_conn, sizeof first_conn, "%s", tok);
+        if (strcmp(tok, first_conn) == 0)
+            snprintf(got[n_got++], sizeof got[0], "%s", colon + 1);
+    }
+    free(log);
+    assert_true(n_got >= n_want);
+    for (size_t i = 0; i < n_want; i++) {
+        if (strncmp(want[i], "user-agent-set:value=", 21) == 0) {
+            assert_int_equal(strncmp(got[i], "user-agent-set:value=", 21), 0);
+            uint8_t d[128];
+            long dl = as_b64_decode(got[i] + 21, strlen(got[i] + 21), d);
+            assert_true(dl > 0);
+            d[dl] = 0;
+            assert_string_equal((const char *)d, "1,c-abs-" ABS_VERSION ",not-set");
+            continue;
+        }
+        assert_string_equal(got[i], want[i]);
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -768,6 +1115,10 @@ int main(void)
         cmocka_unit_test(test_live_filtered_scan),
         cmocka_unit_test(test_live_parallel_scans),
         cmocka_unit_test(test_live_scan_faults),
+        cmocka_unit_test(test_live_user_agent),
+        cmocka_unit_test(test_live_tend_requests_as_captured),
+        cmocka_unit_test(test_live_services_alternate),
+        cmocka_unit_test(test_live_node_leaves_mid_scan),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,19 +1,21 @@
 /*
- * test_as_tls.c - TLS connections and logins of the native client against a small fake
- * node running in a thread on loopback (the emulator speaks neither TLS nor security, and
- * Community servers have neither).
+ * test_as_tls.c - TLS connections and logins of the native client end to end against the
+ * protocol emulator (tests/emulator) started with TLS listeners and/or users. Certificates
+ * (a CA, a server certificate for node1.test / node2.test / *.cluster.test / 127.0.0.1, a client
+ * certificate with an encrypted key, a hashed CA directory, an unrelated CA) are made at
+ * start-up by tests/emulator/gen-test-certs.sh with the openssl CLI into a temporary directory.
  *
- * The fake node answers the tend commands (node, partition-generation, build, peers,
- * replicas), `namespaces`, and the admin protocol: LOGIN checks the user and the bcrypt
- * credential and hands out a session token with a TTL, AUTHENTICATE checks the token, and
- * every info command on an unauthenticated connection gets ERROR:80. Certificates (a CA, a
- * server certificate for node1.test / 127.0.0.1, a client certificate with an encrypted key)
- * are generated at start-up with OpenSSL.
+ * TLS: ca-file, ca-path, name check and SNI per seed (a wrong name fails clearly, the next seed
+ * is used), peers' TLS names from peers-tls-std, unknown CA, TLS against a clear port, mutual
+ * TLS with the key password literal / env: / file:, wrong or missing password, missing client
+ * certificate, protocol and cipher mismatches (each with a clear message).
+ * Login: INTERNAL, wrong password / unknown user (code names), no user against a secured node,
+ * a user against Community (51) and Enterprise without security (52), token reuse on new
+ * connections, renewal when the session TTL runs out and when the server expires sessions,
+ * refused logins, role violations, PKI.
  *
- * Covered: server name check (SNI sent, matching and mismatching names, unknown CA), mutual
- * TLS with a password-protected key, INTERNAL login, token reuse on new connections
- * (AUTHENTICATE), re-login when the server forgets the session, wrong password, a server
- * without security (51 -> error when a user is configured, 52 -> no login), PKI login.
+ * The emulator binary is found through $ABS_EMULATOR or next to this test; without it (or
+ * without the openssl CLI) every test is skipped.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,565 +23,536 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
-
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "aerospike/as_auth.h"
 #include "aerospike/as_cluster.h"
 #include "aerospike/as_info.h"
 
-/* ---- certificates ------------------------------------------------------------------------ */
+static char g_bin[PATH_MAX];
+static char g_dir[128];
+static bool g_ready;
 
-static char g_dir[64];
-static char g_ca[128], g_srv_cert[128], g_srv_key[128], g_cli_cert[128], g_cli_key[128];
+/* ---- emulator process ------------------------------------------------------------------------ */
 
-static EVP_PKEY *new_key(void)
-{
-    EVP_PKEY *k = EVP_EC_gen("P-256");
-    assert_non_null(k);
-    return k;
-}
-
-static X509 *new_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-                      const char *san, bool ca)
-{
-    X509 *x = X509_new();
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    static long serial = 1;
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
-    X509V3_CTX v3;
-    X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
-    X509_EXTENSION *ext;
-    if (ca) {
-        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
-        X509_add_ext(x, ext, -1);
-        X509_EXTENSION_free(ext);
-        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage, "critical,keyCertSign,cRLSign");
-        X509_add_ext(x, ext, -1);
-        X509_EXTENSION_free(ext);
-    }
-    if (san) {
-        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-        X509_add_ext(x, ext, -1);
-        X509_EXTENSION_free(ext);
-    }
-    assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
-    return x;
-}
-
-static void write_pem(const char *path, X509 *x, EVP_PKEY *k, const char *pw)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    if (x)
-        PEM_write_X509(f, x);
-    if (k)
-        PEM_write_PrivateKey(f, k, pw ? EVP_aes_128_cbc() : NULL, (unsigned char *)pw,
-                             pw ? (int)strlen(pw) : 0, NULL, NULL);
-    fclose(f);
-}
-
-static void make_certs(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/as-tls-%d", (int)getpid());
-    mkdir(g_dir, 0700);
-    snprintf(g_ca, sizeof g_ca, "%s/ca.pem", g_dir);
-    snprintf(g_srv_cert, sizeof g_srv_cert, "%s/server.pem", g_dir);
-    snprintf(g_srv_key, sizeof g_srv_key, "%s/server.key", g_dir);
-    snprintf(g_cli_cert, sizeof g_cli_cert, "%s/client.pem", g_dir);
-    snprintf(g_cli_key, sizeof g_cli_key, "%s/client.key", g_dir);
-    EVP_PKEY *cak = new_key(), *sk = new_key(), *ck = new_key();
-    X509 *ca = new_cert(cak, "test CA", NULL, NULL, NULL, true);
-    X509 *srv = new_cert(sk, "node1.test", ca, cak, "DNS:node1.test,DNS:*.cluster.test,IP:127.0.0.1", false);
-    X509 *cli = new_cert(ck, "backup-user", ca, cak, NULL, false);
-    write_pem(g_ca, ca, NULL, NULL);
-    write_pem(g_srv_cert, srv, NULL, NULL);
-    write_pem(g_srv_key, NULL, sk, NULL);
-    write_pem(g_cli_cert, cli, NULL, NULL);
-    write_pem(g_cli_key, NULL, ck, "kpw");
-    X509_free(ca);
-    X509_free(srv);
-    X509_free(cli);
-    EVP_PKEY_free(cak);
-    EVP_PKEY_free(sk);
-    EVP_PKEY_free(ck);
-}
-
-/* ---- fake node ---------------------------------------------------------------------------- */
-
-enum sec_mode { SEC_NONE_CE = 0, SEC_NOT_CONFIGURED = 1, SEC_ON = 2 };
-
-struct fake {
-    int listen_fd;
-    int port;
-    bool tls;
-    bool require_client_cert;
-    enum sec_mode sec;
-    SSL_CTX *ctx;
-    char credential[AS_CREDENTIAL_LEN + 1];
-    char token[32];
-    atomic_int logins, authenticates, connections, pki_logins;
-    atomic_bool stop;
-    char sni[128];
-    pthread_mutex_t mu;
-    pthread_t th;
+struct emu {
+    pid_t pid;
+    int ports[2];
+    int tls_ports[2];
+    char port_file[PATH_MAX];
 };
 
-static int io_read(int fd, SSL *ssl, void *buf, size_t len)
+static bool find_emulator(char *out, size_t cap)
 {
-    uint8_t *p = buf;
-    while (len) {
-        int r = ssl ? SSL_read(ssl, p, (int)len) : (int)read(fd, p, len);
-        if (r <= 0)
-            return -1;
-        p += r;
-        len -= (size_t)r;
+    const char *env = getenv("ABS_EMULATOR");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return access(out, X_OK) == 0;
     }
-    return 0;
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return false;
+    self[n] = 0;
+    snprintf(out, cap, "%s/emulator/aerospike-emulator", dirname(self));
+    return access(out, X_OK) == 0;
 }
 
-static int io_write(int fd, SSL *ssl, const void *buf, size_t len)
+static const char *path(const char *name)
 {
-    return ssl ? (SSL_write(ssl, buf, (int)len) == (int)len ? 0 : -1)
-               : (write(fd, buf, len) == (ssize_t)len ? 0 : -1);
+    static char buf[8][PATH_MAX];
+    static int k;
+    char *b = buf[k++ % 8];
+    snprintf(b, PATH_MAX, "%s/%s", g_dir, name);
+    return b;
 }
 
-static void reply(int fd, SSL *ssl, uint8_t type, const void *body, size_t len)
+/* Starts the emulator with 2 nodes and the extra arguments (NULL-terminated list). */
+static void emu_start(struct emu *e, bool tls, ...)
 {
-    uint8_t h[8];
-    as_proto_header_encode(h, type, len);
-    io_write(fd, ssl, h, 8);
-    io_write(fd, ssl, body, len);
-}
-
-static void admin_reply(int fd, SSL *ssl, uint8_t result, const char *token)
-{
-    uint8_t b[64] = { 0 };
-    size_t n = 16;
-    b[1] = result;
-    if (token) {
-        b[3] = 2;
-        size_t tl = strlen(token);
-        b[n + 3] = (uint8_t)(tl + 1);
-        b[n + 4] = AS_ADMIN_FIELD_SESSION_TOKEN;
-        memcpy(b + n + 5, token, tl);
-        n += 5 + tl;
-        b[n + 3] = 5;
-        b[n + 4] = AS_ADMIN_FIELD_SESSION_TTL;
-        b[n + 8] = 120; /* 120 s */
-        n += 9;
+    static int seq;
+    memset(e, 0, sizeof *e);
+    snprintf(e->port_file, sizeof e->port_file, "%s/ports-%d", g_dir, seq++);
+    const char *argv[48];
+    int n = 0;
+    argv[n++] = g_bin;
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    argv[n++] = "--nodes";
+    argv[n++] = "2";
+    argv[n++] = "--port-file";
+    argv[n++] = e->port_file;
+    va_list ap;
+    va_start(ap, tls);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 46)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 1);
+        execv(g_bin, (char *const *)argv);
+        _exit(127);
     }
-    reply(fd, ssl, AS_PROTO_ADMIN, b, n);
-}
-
-struct conn_arg {
-    struct fake *f;
-    int fd;
-};
-
-static void *serve(void *arg)
-{
-    struct conn_arg *ca = arg;
-    struct fake *f = ca->f;
-    int fd = ca->fd;
-    free(ca);
-    SSL *ssl = NULL;
-    if (f->tls) {
-        ssl = SSL_new(f->ctx);
-        SSL_set_fd(ssl, fd);
-        if (SSL_accept(ssl) != 1)
-            goto out;
-        const char *sn = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-        pthread_mutex_lock(&f->mu);
-        snprintf(f->sni, sizeof f->sni, "%s", sn ? sn : "");
-        pthread_mutex_unlock(&f->mu);
-    }
-    atomic_fetch_add(&f->connections, 1);
-    bool authed = f->sec != SEC_ON;
-    for (;;) {
-        uint8_t h[8];
-        if (io_read(fd, ssl, h, 8))
-            break;
-        struct as_proto_header ph;
-        struct err e;
-        if (as_proto_header_decode(h, &ph, &e) || ph.size > 1 << 20)
-            break;
-        uint8_t *body = malloc(ph.size + 1);
-        if (io_read(fd, ssl, body, ph.size)) {
-            free(body);
-            break;
+    e->pid = pid;
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(e->port_file, "r");
+        if (f) {
+            int k = fscanf(f, "%d %d %d %d", &e->ports[0], &e->ports[1], &e->tls_ports[0], &e->tls_ports[1]);
+            fclose(f);
+            if (k == (tls ? 4 : 2))
+                return;
         }
-        if (ph.type == AS_PROTO_ADMIN) {
-            if (f->sec == SEC_NONE_CE) {
-                admin_reply(fd, ssl, AS_SEC_ERR_NOT_SUPPORTED, NULL);
-            } else if (f->sec == SEC_NOT_CONFIGURED) {
-                admin_reply(fd, ssl, AS_SEC_ERR_NOT_CONFIGURED, NULL);
-            } else {
-                uint8_t cmd = body[2], nf = body[3];
-                char user[64] = "", cred[128] = "", tok[64] = "";
-                size_t pos = 16;
-                for (unsigned i = 0; i < nf && pos + 5 <= ph.size; i++) {
-                    uint32_t sz = as_get_u32(body + pos);
-                    uint8_t id = body[pos + 4];
-                    size_t dl = sz - 1 < 63 ? sz - 1 : 63;
-                    char *dst = id == AS_ADMIN_FIELD_USER ? user : id == AS_ADMIN_FIELD_CREDENTIAL ? cred
-                                : id == AS_ADMIN_FIELD_SESSION_TOKEN ? tok : NULL;
-                    if (dst) {
-                        memcpy(dst, body + pos + 5, dl);
-                        dst[dl] = 0;
-                    }
-                    pos += 4 + sz;
-                }
-                pthread_mutex_lock(&f->mu);
-                if (cmd == AS_ADMIN_LOGIN) {
-                    bool pki = nf == 0 && ssl && SSL_get0_peer_certificate(ssl);
-                    if (pki || (strcmp(user, "u") == 0 && strcmp(cred, f->credential) == 0)) {
-                        atomic_fetch_add(pki ? &f->pki_logins : &f->logins, 1);
-                        snprintf(f->token, sizeof f->token, "TOKEN%d", atomic_load(&f->logins) + atomic_load(&f->pki_logins));
-                        authed = true;
-                        admin_reply(fd, ssl, 0, f->token);
-                    } else {
-                        admin_reply(fd, ssl, AS_SEC_ERR_CREDENTIAL, NULL);
-                    }
-                } else if (cmd == AS_ADMIN_AUTHENTICATE) {
-                    atomic_fetch_add(&f->authenticates, 1);
-                    if (f->token[0] && strcmp(tok, f->token) == 0) {
-                        authed = true;
-                        admin_reply(fd, ssl, 0, NULL);
-                    } else {
-                        admin_reply(fd, ssl, AS_SEC_ERR_EXPIRED_SESSION, NULL);
-                    }
-                } else {
-                    admin_reply(fd, ssl, AS_SEC_ERR_COMMAND, NULL);
-                }
-                pthread_mutex_unlock(&f->mu);
-            }
-        } else if (ph.type == AS_PROTO_INFO) {
-            char out[2048];
-            size_t n = 0;
-            const char *cur = (const char *)body, *end = (const char *)body + ph.size;
-            while (cur < end) {
-                const char *nl = memchr(cur, '\n', (size_t)(end - cur));
-                if (!nl)
-                    break;
-                char cmd[128];
-                snprintf(cmd, sizeof cmd, "%.*s", (int)(nl - cur), cur);
-                cur = nl + 1;
-                const char *v = "ERROR:4:unrecognized command";
-                char rep[800];
-                if (!authed) {
-                    v = "ERROR:80:not authenticated";
-                } else if (strcmp(cmd, "node") == 0) {
-                    v = "BB9000000000099";
-                } else if (strcmp(cmd, "partition-generation") == 0 || strcmp(cmd, "peers-generation") == 0) {
-                    v = "1";
-                } else if (strcmp(cmd, "build") == 0) {
-                    v = "8.1.2.0";
-                } else if (strncmp(cmd, "peers-", 6) == 0) {
-                    v = "1,3000,[]";
-                } else if (strcmp(cmd, "namespaces") == 0) {
-                    v = "test";
-                } else if (strcmp(cmd, "replicas") == 0) {
-                    uint8_t bm[512];
-                    memset(bm, 0xff, sizeof bm);
-                    size_t k = (size_t)snprintf(rep, sizeof rep, "test:0,1,");
-                    k += as_b64_encode(bm, sizeof bm, rep + k);
-                    rep[k] = 0;
-                    v = rep;
-                }
-                n += (size_t)snprintf(out + n, sizeof out - n, "%s\t%s\n", cmd, v);
-            }
-            reply(fd, ssl, AS_PROTO_INFO, out, n);
-        } else {
-            free(body);
-            break;
-        }
-        free(body);
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            fail_msg("emulator exited with status %d", WEXITSTATUS(st));
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
     }
-out:
-    if (ssl)
-        SSL_free(ssl);
-    close(fd);
-    return NULL;
+    fail_msg("emulator did not start");
 }
 
-static void *accept_loop(void *arg)
+static void emu_stop(struct emu *e)
 {
-    struct fake *f = arg;
-    while (!atomic_load(&f->stop)) {
-        int fd = accept(f->listen_fd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        if (atomic_load(&f->stop)) {
-            close(fd);
-            break;
-        }
-        struct conn_arg *ca = malloc(sizeof *ca);
-        ca->f = f;
-        ca->fd = fd;
-        pthread_t t;
-        pthread_create(&t, NULL, serve, ca);
-        pthread_detach(t);
+    if (e->pid > 0) {
+        kill(e->pid, SIGTERM);
+        int st;
+        waitpid(e->pid, &st, 0);
+        e->pid = -1;
     }
-    return NULL;
 }
 
-static struct fake *fake_start(bool tls, bool client_cert, enum sec_mode sec)
+/* An info request on a raw clear connection (emulator-* knobs answer without a login). */
+static char *raw_info(int port, const char *cmd)
 {
-    struct fake *f = calloc(1, sizeof *f);
-    f->tls = tls;
-    f->require_client_cert = client_cert;
-    f->sec = sec;
-    pthread_mutex_init(&f->mu, NULL);
+    struct as_conn c;
     struct err e;
-    assert_int_equal(as_auth_credential("pw", f->credential, &e), 0);
-    if (tls) {
-        f->ctx = SSL_CTX_new(TLS_server_method());
-        assert_int_equal(SSL_CTX_use_certificate_chain_file(f->ctx, g_srv_cert), 1);
-        assert_int_equal(SSL_CTX_use_PrivateKey_file(f->ctx, g_srv_key, SSL_FILETYPE_PEM), 1);
-        if (client_cert) {
-            SSL_CTX_load_verify_locations(f->ctx, g_ca, NULL);
-            SSL_CTX_set_verify(f->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-        }
-    }
-    f->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(f->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->listen_fd, 64), 0);
-    socklen_t sl = sizeof a;
-    getsockname(f->listen_fd, (struct sockaddr *)&a, &sl);
-    f->port = ntohs(a.sin_port);
-    pthread_create(&f->th, NULL, accept_loop, f);
-    return f;
+    if (as_conn_open(&c, "127.0.0.1", (uint16_t)port, NULL, NULL, 2000, &e) != 0)
+        fail_msg("%s", e.msg);
+    struct as_buf reply;
+    as_buf_init(&reply);
+    if (as_info_exec(&c, cmd, &reply, as_deadline_in(5000), 0, &e) != 0)
+        fail_msg("%s", e.msg);
+    as_conn_close(&c);
+    const char *v;
+    size_t vl;
+    char *out = as_info_reply_value(&reply, cmd, &v, &vl) ? strndup(v, vl)
+                                                          : strndup((const char *)reply.data, reply.len);
+    as_buf_free(&reply);
+    return out;
 }
 
-static void fake_stop(struct fake *f)
+/* A counter from emulator-stats. */
+static long stat_of(int port, const char *key)
 {
-    atomic_store(&f->stop, true);
-    /* wake accept() */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)f->port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    connect(fd, (struct sockaddr *)&a, sizeof a);
-    close(fd);
-    pthread_join(f->th, NULL);
-    close(f->listen_fd);
-    usleep(50000); /* detached connection threads finish after their clients closed */
-    if (f->ctx)
-        SSL_CTX_free(f->ctx);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
+    char *v = raw_info(port, "emulator-stats");
+    uint64_t x = 0;
+    bool ok = as_info_kv_u64(v, strlen(v), ';', key, &x);
+    free(v);
+    assert_true(ok);
+    return (long)x;
 }
 
-static int cluster_for(struct fake *f, const char *tls_name, const char *user, const char *pw,
-                       enum as_auth_mode mode, bool client_cert, const char *key_pw,
-                       struct as_cluster **c, struct err *e)
+/* ---- client side ------------------------------------------------------------------------------- */
+
+struct opts {
+    const char *tls_name, *tls_name2; /* seeds 1 and 2 (2 only with two_seeds) */
+    bool two_seeds;
+    bool tls;
+    const char *ca_file, *ca_path, *cert, *key, *key_pw, *protocols, *ciphers;
+    const char *user, *password;
+    enum as_auth_mode mode;
+};
+
+static int connect_cluster(const struct emu *em, const struct opts *o, struct as_cluster **c, struct err *e)
 {
-    struct as_host h = { .name = "127.0.0.1", .port = (uint16_t)f->port };
-    if (tls_name)
-        snprintf(h.tls_name, sizeof h.tls_name, "%s", tls_name);
-    struct as_cluster_config cfg = { .seeds = &h, .n_seeds = 1, .user = user, .password = pw,
-                                     .auth_mode = mode, .connect_timeout_ms = 3000 };
-    if (f->tls) {
-        cfg.tls.enable = true;
-        cfg.tls.ca_file = g_ca;
-        if (client_cert) {
-            cfg.tls.cert_file = g_cli_cert;
-            cfg.tls.key_file = g_cli_key;
-            cfg.tls.key_password = key_pw;
-        }
+    struct as_host h[2];
+    memset(h, 0, sizeof h);
+    for (int i = 0; i < 2; i++) {
+        snprintf(h[i].name, sizeof h[i].name, "127.0.0.1");
+        h[i].port = (uint16_t)(o->tls ? em->tls_ports[i] : em->ports[i]);
     }
+    if (o->tls_name)
+        snprintf(h[0].tls_name, sizeof h[0].tls_name, "%s", o->tls_name);
+    if (o->tls_name2)
+        snprintf(h[1].tls_name, sizeof h[1].tls_name, "%s", o->tls_name2);
+    struct as_cluster_config cfg = {
+        .seeds = h, .n_seeds = o->two_seeds ? 2 : 1, .user = o->user, .password = o->password,
+        .auth_mode = o->mode, .connect_timeout_ms = 3000, .login_timeout_ms = 3000,
+        .info_timeout_ms = 3000,
+    };
+    cfg.tls = (struct as_tls_config){ .enable = o->tls, .ca_file = o->ca_file, .ca_path = o->ca_path,
+                                      .cert_file = o->cert, .key_file = o->key,
+                                      .key_password = o->key_pw, .protocols = o->protocols,
+                                      .cipher_suite = o->ciphers };
+    *c = NULL;
     return as_cluster_new(&cfg, c, e);
 }
 
-/* info on a pooled (non-tend) connection */
+/* namespaces on a pooled (non-tend) connection of every node */
 static void check_info(struct as_cluster *c)
 {
-    struct as_node *n = as_cluster_random_node(c);
-    assert_non_null(n);
-    struct as_strv ns;
+    struct as_node **nodes;
+    size_t n;
     struct err e;
-    if (as_info_namespaces(n, &ns, &e) != 0)
-        fail_msg("namespaces: %s", e.msg);
-    assert_int_equal(ns.n, 1);
-    assert_string_equal(ns.v[0], "test");
-    as_strv_free(&ns);
-    as_node_release(n);
+    assert_int_equal(as_cluster_nodes(c, &nodes, &n, &e), 0);
+    for (size_t i = 0; i < n; i++) {
+        struct as_strv ns;
+        if (as_info_namespaces(nodes[i], &ns, &e) != 0)
+            fail_msg("namespaces: %s", e.msg);
+        assert_int_equal(ns.n, 1);
+        assert_string_equal(ns.v[0], "test");
+        as_strv_free(&ns);
+    }
+    as_nodes_release(nodes, n);
 }
 
-/* ---- tests --------------------------------------------------------------------------------- */
-
-static void test_tls_names(void **state)
+static void must_connect(const struct emu *em, const struct opts *o, size_t want_nodes)
 {
-    (void)state;
-    struct fake *f = fake_start(true, false, SEC_NONE_CE);
     struct as_cluster *c;
     struct err e;
-    if (cluster_for(f, "node1.test", NULL, NULL, AS_AUTH_INTERNAL, false, NULL, &c, &e))
-        fail_msg("%s", e.msg);
-    assert_int_equal(as_cluster_node_count(c), 1);
+    if (connect_cluster(em, o, &c, &e) != 0)
+        fail_msg("cluster: %s", e.msg);
+    assert_int_equal(as_cluster_node_count(c), want_nodes);
     check_info(c);
-    assert_string_equal(f->sni, "node1.test");
     as_cluster_free(c);
-    /* wildcard SAN */
-    assert_int_equal(cluster_for(f, "a.cluster.test", NULL, NULL, AS_AUTH_INTERNAL, false, NULL, &c, &e), 0);
-    as_cluster_free(c);
-    /* a name the certificate does not carry */
-    assert_int_not_equal(cluster_for(f, "other.test", NULL, NULL, AS_AUTH_INTERNAL, false, NULL, &c, &e), 0);
-    assert_non_null(strstr(e.msg, "certificate verification failed"));
-    /* no name: chain only */
-    assert_int_equal(cluster_for(f, NULL, NULL, NULL, AS_AUTH_INTERNAL, false, NULL, &c, &e), 0);
-    as_cluster_free(c);
-    fake_stop(f);
+}
 
-    /* an unknown CA: the system store does not know our test CA */
-    f = fake_start(true, false, SEC_NONE_CE);
-    struct as_host h = { .name = "127.0.0.1", .port = (uint16_t)f->port, .tls_name = "node1.test" };
-    struct as_cluster_config cfg = { .seeds = &h, .n_seeds = 1, .tls = { .enable = true },
-                                     .connect_timeout_ms = 3000 };
-    assert_int_not_equal(as_cluster_new(&cfg, &c, &e), 0);
-    assert_non_null(strstr(e.msg, "certificate"));
-    /* TLS against a clear server fails, clear against TLS too (no hang) */
-    fake_stop(f);
-    f = fake_start(false, false, SEC_NONE_CE);
-    h.port = (uint16_t)f->port;
-    cfg.tls.ca_file = g_ca;
-    assert_int_not_equal(as_cluster_new(&cfg, &c, &e), 0);
-    fake_stop(f);
+/* Connecting fails with `code` and a message holding every given fragment. */
+static void must_fail(const struct emu *em, const struct opts *o, int code, ...)
+{
+    struct as_cluster *c;
+    struct err e;
+    err_clear(&e);
+    int rc = connect_cluster(em, o, &c, &e);
+    if (rc == 0) {
+        as_cluster_free(c);
+        fail_msg("connected, expected a failure");
+    }
+    if (code)
+        assert_int_equal(rc, code);
+    va_list ap;
+    va_start(ap, code);
+    const char *frag;
+    while ((frag = va_arg(ap, const char *)) != NULL)
+        if (!strstr(e.msg, frag))
+            fail_msg("'%s' not in: %s", frag, e.msg);
+    va_end(ap);
+}
+
+#define NEED_READY()                                                          \
+    do {                                                                      \
+        if (!g_ready) {                                                       \
+            fprintf(stderr, "emulator or openssl CLI not available: skipped\n"); \
+            skip();                                                           \
+        }                                                                     \
+    } while (0)
+
+#define TLS_ARGS "--tls-port", "0", "--tls-cert", path("server.pem"), "--tls-key", path("server.key")
+
+/* ---- TLS --------------------------------------------------------------------------------------- */
+
+static void test_tls_ca_and_names(void **state)
+{
+    (void)state;
+    NEED_READY();
+    struct emu em;
+    emu_start(&em, true, TLS_ARGS, "--tls-name", "node1.test,node2.test", NULL);
+    struct opts o = { .tls = true, .ca_file = path("ca.pem"), .tls_name = "node1.test" };
+    must_connect(&em, &o, 2); /* node 2 found through peers-tls-std with its own name */
+    char *st = raw_info(em.ports[0], "emulator-stats");
+    assert_non_null(strstr(st, "last_sni=node")); /* the name is sent as SNI */
+    free(st);
+    /* wildcard SAN */
+    o.tls_name = "a.cluster.test";
+    must_connect(&em, &o, 2);
+    /* a name the certificate does not carry */
+    o.tls_name = "other.test";
+    must_fail(&em, &o, 0, "certificate verification failed", "other.test", NULL);
+    /* per seed: the first seed's name is wrong, the second seed's is right */
+    o.two_seeds = true;
+    o.tls_name2 = "node2.test";
+    must_connect(&em, &o, 2);
+    o.two_seeds = false;
+    o.tls_name2 = NULL;
+    /* ca-path: a hashed directory */
+    o = (struct opts){ .tls = true, .ca_path = path("capath"), .tls_name = "node1.test" };
+    must_connect(&em, &o, 2);
+    /* a CA that did not sign the server certificate */
+    o = (struct opts){ .tls = true, .ca_file = path("other-ca.pem"), .tls_name = "node1.test" };
+    must_fail(&em, &o, 0, "certificate verification failed", NULL);
+    /* TLS against the clear port fails, no hang */
+    struct emu clear = em;
+    clear.tls_ports[0] = em.ports[0];
+    o = (struct opts){ .tls = true, .ca_file = path("ca.pem"), .tls_name = "node1.test" };
+    must_fail(&clear, &o, 0, "tls", NULL);
+    emu_stop(&em);
 }
 
 static void test_tls_mutual(void **state)
 {
     (void)state;
-    struct fake *f = fake_start(true, true, SEC_NONE_CE);
+    NEED_READY();
+    struct emu em;
+    emu_start(&em, true, TLS_ARGS, "--tls-name", "node1.test", "--tls-ca", path("ca.pem"), NULL);
+    struct opts o = { .tls = true, .ca_file = path("ca.pem"), .tls_name = "node1.test",
+                      .cert = path("client.pem"), .key = path("client.key"), .key_pw = "kpw" };
+    must_connect(&em, &o, 2);
+    /* key-file-password from the environment and from a file */
+    setenv("ABS_TEST_KEY_PW", "kpw", 1);
+    o.key_pw = "env:ABS_TEST_KEY_PW";
+    must_connect(&em, &o, 2);
+    FILE *f = fopen(path("kpw.txt"), "w");
+    assert_non_null(f);
+    fputs("kpw\n", f);
+    fclose(f);
+    char spec[PATH_MAX + 8];
+    snprintf(spec, sizeof spec, "file:%s", path("kpw.txt"));
+    o.key_pw = spec;
+    must_connect(&em, &o, 2);
+    /* an unencrypted key needs no password */
+    o.key = path("client-plain.key");
+    o.key_pw = NULL;
+    must_connect(&em, &o, 2);
+    /* wrong password, unset variable, missing password: refused while building the context,
+     * without the password in the message */
+    o.key = path("client.key");
+    o.key_pw = "not-the-pw";
+    must_fail(&em, &o, ERR_INVALID, "key-file", "wrong key-file-password", NULL);
     struct as_cluster *c;
     struct err e;
-    if (cluster_for(f, "node1.test", NULL, NULL, AS_AUTH_INTERNAL, true, "kpw", &c, &e))
+    connect_cluster(&em, &o, &c, &e);
+    assert_null(strstr(e.msg, "not-the-pw"));
+    unsetenv("ABS_TEST_KEY_PW");
+    o.key_pw = "env:ABS_TEST_KEY_PW";
+    must_fail(&em, &o, ERR_INVALID, "ABS_TEST_KEY_PW", "not set", NULL);
+    o.key_pw = "file:/nonexistent/pw";
+    must_fail(&em, &o, ERR_INVALID, "/nonexistent/pw", NULL);
+    o.key_pw = NULL;
+    must_fail(&em, &o, ERR_INVALID, "key-file", NULL);
+    /* no client certificate: the server refuses */
+    o = (struct opts){ .tls = true, .ca_file = path("ca.pem"), .tls_name = "node1.test" };
+    must_fail(&em, &o, 0, "client certificate", NULL);
+    emu_stop(&em);
+}
+
+static void test_tls_protocols_and_ciphers(void **state)
+{
+    (void)state;
+    NEED_READY();
+    struct emu em;
+    emu_start(&em, true, TLS_ARGS, "--tls-protocols", "TLSv1.3", NULL);
+    struct opts o = { .tls = true, .ca_file = path("ca.pem"), .tls_name = "node1.test", .protocols = "TLSv1.2" };
+    must_fail(&em, &o, ERR_IO, "protocol", NULL);
+    o.protocols = "TLSv1.3";
+    must_connect(&em, &o, 2);
+    o.protocols = "+TLSv1.3"; /* added to the default set */
+    must_connect(&em, &o, 2);
+    o.protocols = "TLSv9";
+    must_fail(&em, &o, ERR_INVALID, "unknown protocol", NULL);
+    emu_stop(&em);
+
+    emu_start(&em, true, TLS_ARGS, "--tls-protocols", "TLSv1.2", "--tls-cipher-suite",
+              "ECDHE-ECDSA-AES128-GCM-SHA256", NULL);
+    o = (struct opts){ .tls = true, .ca_file = path("ca.pem"), .tls_name = "node1.test",
+                       .ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384" };
+    must_fail(&em, &o, ERR_IO, "cipher", NULL);
+    o.ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256";
+    must_connect(&em, &o, 2);
+    o.ciphers = "NO-SUCH-CIPHER";
+    must_fail(&em, &o, ERR_INVALID, "cipher-suite", NULL);
+    emu_stop(&em);
+}
+
+/* ---- login --------------------------------------------------------------------------------------- */
+
+static void test_login_internal(void **state)
+{
+    (void)state;
+    NEED_READY();
+    struct emu em;
+    emu_start(&em, false, "--user", "admin:s3cret", "--user", "reader:rpw:read", NULL);
+    struct opts o = { .user = "admin", .password = "s3cret" };
+    struct as_cluster *c;
+    struct err e;
+    if (connect_cluster(&em, &o, &c, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(as_cluster_node_count(c), 2);
+    assert_int_equal(stat_of(em.ports[0], "logins"), 2); /* one per node, on its tend connection */
+    check_info(c);                                      /* pooled connections: AUTHENTICATE */
+    assert_int_equal(stat_of(em.ports[0], "logins"), 2);
+    assert_true(stat_of(em.ports[0], "authenticates") >= 2);
+    as_cluster_free(c);
+
+    /* wrong password and unknown user: the code name, a hint, never the password */
+    o.password = "wrong-pw";
+    must_fail(&em, &o, ERR_INVALID, "INVALID_CREDENTIAL", "wrong password", "'admin'", NULL);
+    connect_cluster(&em, &o, &c, &e);
+    assert_null(strstr(e.msg, "wrong-pw"));
+    o = (struct opts){ .user = "nobody", .password = "x" };
+    must_fail(&em, &o, ERR_INVALID, "INVALID_USER", NULL);
+    /* no user against a secured node */
+    o = (struct opts){ 0 };
+    must_fail(&em, &o, 0, "NOT_AUTHENTICATED", "no user is configured", NULL);
+    /* refused logins (fault knob) */
+    char *v = raw_info(em.ports[0], "emulator-fault:refuse-logins=82");
+    assert_string_equal(v, "ok");
+    free(v);
+    o = (struct opts){ .user = "admin", .password = "s3cret" };
+    must_fail(&em, &o, ERR_INVALID, "NOT_WHITELISTED", NULL);
+    free(raw_info(em.ports[0], "emulator-fault:refuse-logins=0"));
+    /* a read-only user reads but may not install a UDF */
+    o = (struct opts){ .user = "reader", .password = "rpw" };
+    if (connect_cluster(&em, &o, &c, &e) != 0)
         fail_msg("%s", e.msg);
     check_info(c);
+    struct as_node *n = as_cluster_random_node(c);
+    assert_int_not_equal(as_info_udf_put(n, "x.lua", (const uint8_t *)"-- x", 4, &e), 0);
+    assert_non_null(strstr(e.msg, "ROLE_VIOLATION"));
+    as_node_release(n);
     as_cluster_free(c);
-    /* wrong key password: refused while building the context */
-    assert_int_equal(cluster_for(f, "node1.test", NULL, NULL, AS_AUTH_INTERNAL, true, "bad", &c, &e), ERR_INVALID);
-    assert_non_null(strstr(e.msg, "key-file"));
-    /* no client certificate: the server refuses the handshake */
-    assert_int_not_equal(cluster_for(f, "node1.test", NULL, NULL, AS_AUTH_INTERNAL, false, NULL, &c, &e), 0);
-    fake_stop(f);
+    emu_stop(&em);
 }
 
 static void test_login_sessions(void **state)
 {
     (void)state;
-    struct fake *f = fake_start(false, false, SEC_ON);
+    NEED_READY();
+    struct emu em;
+    emu_start(&em, false, "--user", "admin:s3cret", NULL);
+    struct opts o = { .user = "admin", .password = "s3cret" };
     struct as_cluster *c;
     struct err e;
-    if (cluster_for(f, NULL, "u", "pw", AS_AUTH_INTERNAL, false, NULL, &c, &e))
+    if (connect_cluster(&em, &o, &c, &e) != 0)
         fail_msg("%s", e.msg);
-    assert_int_equal(f->logins, 1); /* the tend connection logged in */
-    check_info(c);                  /* a pooled connection: AUTHENTICATE with the token */
-    assert_int_equal(f->logins, 1);
-    assert_int_equal(f->authenticates, 1);
-    /* the server forgets the session: the next new connection logs in again */
-    pthread_mutex_lock(&f->mu);
-    snprintf(f->token, sizeof f->token, "forgotten");
-    pthread_mutex_unlock(&f->mu);
-    struct as_node *n = as_cluster_random_node(c);
-    struct as_conn *c1, *c2;
-    assert_int_equal(as_node_conn_get(n, &c1, &e), 0); /* the pooled one, already authenticated */
-    if (as_node_conn_get(n, &c2, &e) != 0)               /* a new one: 66 -> LOGIN */
+    long logins = stat_of(em.ports[0], "logins");
+    struct as_node *n = as_cluster_node_by_name(c, "BB9000000000001");
+    assert_non_null(n);
+    struct as_conn *c1, *c2, *c3;
+    assert_int_equal(as_node_conn_get(n, &c1, &e), 0); /* token reused: AUTHENTICATE */
+    assert_int_equal(stat_of(em.ports[0], "logins"), logins);
+    long auths = stat_of(em.ports[0], "authenticates");
+    assert_true(auths >= 1);
+    /* the server expires every session: the next new connection is refused (66), logs in again */
+    free(raw_info(em.ports[0], "emulator-fault:expire-sessions=1"));
+    if (as_node_conn_get(n, &c2, &e) != 0)
         fail_msg("%s", e.msg);
-    assert_int_equal(f->logins, 2);
-    assert_int_equal(f->authenticates, 2);
+    assert_int_equal(stat_of(em.ports[0], "logins"), logins + 1);
+    assert_int_equal(stat_of(em.ports[0], "auth_failures"), 1);
+    /* the renewed token is reused again */
+    assert_int_equal(as_node_conn_get(n, &c3, &e), 0);
+    assert_int_equal(stat_of(em.ports[0], "logins"), logins + 1);
     as_node_conn_put(n, c1);
     as_node_conn_put(n, c2);
+    as_node_conn_put(n, c3);
     as_node_release(n);
+    as_cluster_free(c);
+    emu_stop(&em);
+
+    /* a short session TTL: the client renews the token before the server forgets it */
+    emu_start(&em, false, "--user", "admin:s3cret", "--session-ttl", "2", NULL);
+    if (connect_cluster(&em, &o, &c, &e) != 0)
+        fail_msg("%s", e.msg);
+    logins = stat_of(em.ports[0], "logins");
+    struct timespec ts = { 1, 300 * 1000000L };
+    nanosleep(&ts, NULL);
+    check_info(c); /* new connections: the session is due, LOGIN instead of AUTHENTICATE */
+    assert_true(stat_of(em.ports[0], "logins") > logins);
+    assert_int_equal(stat_of(em.ports[0], "auth_failures"), 0);
     assert_int_equal(as_cluster_tend(c, &e), 0);
     as_cluster_free(c);
+    emu_stop(&em);
+}
 
-    /* wrong password */
-    assert_int_equal(cluster_for(f, NULL, "u", "wrong", AS_AUTH_INTERNAL, false, NULL, &c, &e), ERR_INVALID);
-    assert_non_null(strstr(e.msg, "INVALID_CREDENTIAL"));
-    fake_stop(f);
-
-    /* Community answers 51: an error when a user is configured, nothing sent without one */
-    f = fake_start(false, false, SEC_NONE_CE);
-    assert_int_equal(cluster_for(f, NULL, "u", "pw", AS_AUTH_INTERNAL, false, NULL, &c, &e), ERR_INVALID);
-    assert_non_null(strstr(e.msg, "SECURITY_NOT_SUPPORTED"));
-    assert_int_equal(cluster_for(f, NULL, NULL, NULL, AS_AUTH_INTERNAL, false, NULL, &c, &e), 0);
-    check_info(c);
-    as_cluster_free(c);
-    fake_stop(f);
-    /* security not enabled (52): no login needed */
-    f = fake_start(false, false, SEC_NOT_CONFIGURED);
-    if (cluster_for(f, NULL, "u", "pw", AS_AUTH_INTERNAL, false, NULL, &c, &e))
-        fail_msg("%s", e.msg);
-    check_info(c);
-    as_cluster_free(c);
-    fake_stop(f);
+static void test_login_without_security(void **state)
+{
+    (void)state;
+    NEED_READY();
+    struct emu em;
+    /* Community (51): a configured user is an error, no user works */
+    emu_start(&em, false, NULL);
+    struct opts o = { .user = "admin", .password = "s3cret" };
+    must_fail(&em, &o, ERR_INVALID, "SECURITY_NOT_SUPPORTED", "Community", NULL);
+    o = (struct opts){ 0 };
+    must_connect(&em, &o, 2);
+    emu_stop(&em);
+    /* Enterprise without security (52): no login needed even with a user */
+    emu_start(&em, false, "--enterprise", NULL);
+    o = (struct opts){ .user = "admin", .password = "s3cret" };
+    must_connect(&em, &o, 2);
+    emu_stop(&em);
 }
 
 static void test_login_pki(void **state)
 {
     (void)state;
-    struct fake *f = fake_start(true, true, SEC_ON);
-    struct as_cluster *c;
-    struct err e;
-    if (cluster_for(f, "node1.test", NULL, NULL, AS_AUTH_PKI, true, "kpw", &c, &e))
-        fail_msg("%s", e.msg);
-    assert_int_equal(f->pki_logins, 1);
-    check_info(c);
-    assert_int_equal(f->authenticates, 1);
-    as_cluster_free(c);
-    fake_stop(f);
+    NEED_READY();
+    struct emu em;
+    emu_start(&em, true, TLS_ARGS, "--tls-name", "node1.test", "--tls-ca", path("ca.pem"),
+              "--user", "backup-user:unused", NULL);
+    struct opts o = { .tls = true, .ca_file = path("ca.pem"), .tls_name = "node1.test",
+                      .cert = path("client.pem"), .key = path("client.key"), .key_pw = "kpw",
+                      .mode = AS_AUTH_PKI };
+    must_connect(&em, &o, 2);
+    assert_int_equal(stat_of(em.ports[0], "logins"), 2);
+    /* INTERNAL over mutual TLS works too */
+    o.mode = AS_AUTH_INTERNAL;
+    o.user = "backup-user";
+    o.password = "unused";
+    must_connect(&em, &o, 2);
+    emu_stop(&em);
 }
 
 static int setup(void **state)
 {
     (void)state;
     signal(SIGPIPE, SIG_IGN);
-    make_certs();
+    if (!find_emulator(g_bin, sizeof g_bin))
+        return 0;
+    snprintf(g_dir, sizeof g_dir, "/tmp/as-tls-%d", (int)getpid());
+    char cmd[PATH_MAX + 256];
+    snprintf(cmd, sizeof cmd, "bash '%s/../emulator/gen-test-certs.sh' '%s' kpw backup-user",
+             TEST_DATA_DIR, g_dir);
+    g_ready = system(cmd) == 0;
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    const char *files[] = { g_ca, g_srv_cert, g_srv_key, g_cli_cert, g_cli_key };
-    for (size_t i = 0; i < 5; i++)
-        unlink(files[i]);
-    rmdir(g_dir);
+    if (g_dir[0]) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", g_dir);
+    }
     return 0;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tls_names),
+        cmocka_unit_test(test_tls_ca_and_names),
         cmocka_unit_test(test_tls_mutual),
+        cmocka_unit_test(test_tls_protocols_and_ciphers),
+        cmocka_unit_test(test_login_internal),
         cmocka_unit_test(test_login_sessions),
+        cmocka_unit_test(test_login_without_security),
         cmocka_unit_test(test_login_pki),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -218,6 +218,43 @@ static void test_put_body_without_curl_defaults(void **state)
     server_stop(&s);
 }
 
+static void test_empty_put_has_no_form_type(void **state)
+{
+    struct server s = {.replies = {ok_hello}, .n_replies = 1};
+    server_start(&s);
+    struct cloud_http *h = client(0);
+    struct cloud_http_req req = {.what = "test PUT", .method = "PUT", .url = url_of(&s, "/empty")};
+    struct cloud_http_resp resp;
+    struct err e = {0};
+    assert_int_equal(cloud_http_do(h, &req, &resp, &e), 0);
+    assert_non_null(strstr(s.last_request, "PUT /empty HTTP/1.1"));
+    assert_non_null(strstr(s.last_request, "Content-Length: 0"));
+    assert_null(strcasestr(s.last_request, "Content-Type:"));
+    cloud_http_resp_free(&resp);
+    cloud_http_free(h);
+    server_stop(&s);
+}
+
+static int failing_sign(void *ctx, const char *method, const char *url,
+                        const struct curl_slist *headers, const void *body, size_t body_len,
+                        struct curl_slist **extra, struct err *e)
+{
+    return err_set(e, ERR_INVALID, "no credentials");
+}
+
+static void test_sign_failure_keeps_its_code(void **state)
+{
+    struct cloud_http *h = client(3);
+    struct cloud_http_req req = {.what = "test GET", .method = "GET",
+                                 .url = "http://127.0.0.1:1/x", .sign = failing_sign};
+    struct cloud_http_resp resp;
+    struct err e = {0};
+    assert_int_equal(cloud_http_do(h, &req, &resp, &e), ERR_INVALID);
+    assert_string_equal(e.msg, "no credentials");
+    assert_int_equal(resp.attempts, 1);
+    cloud_http_free(h);
+}
+
 struct sink_buf {
     char data[64];
     size_t len;
@@ -318,6 +355,8 @@ int main(void)
         cmocka_unit_test(test_4xx_not_retried),
         cmocka_unit_test(test_retries_run_out),
         cmocka_unit_test(test_put_body_without_curl_defaults),
+        cmocka_unit_test(test_empty_put_has_no_form_type),
+        cmocka_unit_test(test_sign_failure_keeps_its_code),
         cmocka_unit_test(test_sink_gets_2xx_only),
         cmocka_unit_test(test_body_cap),
         cmocka_unit_test(test_connection_refused),

@@ -257,8 +257,8 @@ static void test_remote_mode(void **state)
     cfg_store_free(s);
     const char *s3 = "s3-storage: {bucket: b, s3-region: r}\n";
     assert_int_equal(fs_write_atomic(remote, s3, strlen(s3), 0600, &e), 0);
-    assert_int_not_equal(cfg_store_open(remote, true, &s, &e), 0);
-    assert_non_null(strstr(e.msg, "not supported"));
+    assert_int_equal(cfg_store_open(remote, true, &s, &e), ERR_INVALID);
+    assert_non_null(strstr(e.msg, "path (the configuration file in the storage) is required"));
 }
 
 static void test_open_errors(void **state)

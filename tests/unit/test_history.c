@@ -6,7 +6,8 @@
  * snapshot) including a refresh that races with add and forget (a gated storage wrapper holds
  * the refresh after its first listing); listing JSON for one routine and for all routines with
  * from/to filters and storage; a table of retention plans; retention applied to storage; and
- * the time to list 10,000 cached backups to JSON (printed; only a generous bound is asserted).
+ * the time to list 10,000 cached backups to JSON (printed; only a generous bound is asserted);
+ * the start-up clean-up of partial backups and the "history loaded" flag.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -971,6 +972,99 @@ static void test_timing_10000(void **state)
     history_cache_free(c);
 }
 
+static bool path_exists(const struct fx *f, const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", f->root, rel);
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A file written straight into the storage directory (a temporary file a crash left). */
+static void put_raw(const struct fx *f, const char *dir_rel, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", f->root, dir_rel);
+    char *p = path + strlen(f->root) + 1;
+    for (char *q = p; *q; q++)
+        if (*q == '/') {
+            *q = '\0';
+            mkdir(path, 0700);
+            *q = '/';
+        }
+    mkdir(path, 0700);
+    snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("partial", fp);
+    fclose(fp);
+}
+
+/* Start-up clean-up of interrupted runs: a timestamp folder without any metadata.yaml goes
+ * whole (temporary and configuration files included), a namespace folder without metadata.yaml
+ * goes when its siblings are complete, folders of temporary files only go, complete backups and
+ * other routines stay; the history afterwards has no incomplete entries. */
+static void test_clean_partial(void **state)
+{
+    struct fx *f = *state;
+    put_backup(f->s, "r", HISTORY_FULL, "1704110400000", "test", T0, 0, true);
+    put_backup(f->s, "r", HISTORY_FULL, "1704114000000", "test", T0 + HOUR, 0, false);
+    put_text(f->s, "r/backup/1704114000000/configuration/aerospike_0.conf", "namespace test {}\n");
+    put_raw(f, "r/backup/1704114000000/data/test", ".0_test_2.asb.tmp-abc123");
+    put_backup(f->s, "r", HISTORY_INCREMENTAL, "1704117600000", "a", T0 + 2 * HOUR, T0, true);
+    put_backup(f->s, "r", HISTORY_INCREMENTAL, "1704117600000", "b", T0 + 2 * HOUR, T0, false);
+    put_raw(f, "r/backup/1704121200000/data/test", ".0_test_1.asb.tmp-xyz789");
+    put_backup(f->s, "other", HISTORY_FULL, "1704114000000", "test", T0 + HOUR, 0, false);
+    put_text(f->s, "r/backup/not-a-backup/keep.txt", "x");
+
+    struct history h;
+    struct err e = {0};
+    assert_int_equal(history_load(f->s, "r", &h, &e), 0);
+    assert_int_equal(h.incomplete, 2);
+    history_free(&h);
+
+    size_t deleted = 99;
+    assert_int_equal(history_clean_partial(f->s, "r", &deleted, &e), 0);
+    assert_int_equal(deleted, 3);
+    assert_true(path_exists(f, "r/backup/1704110400000/data/test/metadata.yaml"));
+    assert_false(path_exists(f, "r/backup/1704114000000"));
+    assert_true(path_exists(f, "r/incremental/1704117600000/data/a/metadata.yaml"));
+    assert_false(path_exists(f, "r/incremental/1704117600000/data/b"));
+    assert_false(path_exists(f, "r/backup/1704121200000"));
+    assert_true(path_exists(f, "r/backup/not-a-backup/keep.txt"));
+    assert_true(path_exists(f, "other/backup/1704114000000/data/test/0_test_1.asb"));
+
+    assert_int_equal(history_load(f->s, "r", &h, &e), 0);
+    assert_int_equal(h.incomplete, 0);
+    assert_int_equal(h.n, 2);
+    history_free(&h);
+
+    /* nothing left to do; a routine without folders is fine; bad names are refused */
+    assert_int_equal(history_clean_partial(f->s, "r", &deleted, &e), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(history_clean_partial(f->s, "none", &deleted, &e), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(history_clean_partial(f->s, "a/b", &deleted, &e), ERR_INVALID);
+}
+
+/* history_cache_loaded: false until a refresh succeeds (a failed first read is "unknown"). */
+static void test_cache_loaded(void **state)
+{
+    struct fx *f = *state;
+    struct history_cache *c;
+    struct err e = {0};
+    assert_int_equal(history_cache_new(&c, &e), 0);
+    assert_false(history_cache_loaded(c, "r"));
+    assert_int_equal(history_cache_refresh(c, "bad/name", f->s, &e), ERR_INVALID);
+    assert_false(history_cache_loaded(c, "bad/name"));
+    struct backup_meta m = mk_meta("test", T0, 0, 1);
+    assert_int_equal(history_cache_add(c, "r", HISTORY_FULL, "r/backup/1704110400000/", NULL, &m, &e), 0);
+    assert_false(history_cache_loaded(c, "r")); /* a job's backup does not make it known */
+    assert_int_equal(history_cache_refresh(c, "r", f->s, &e), 0);
+    assert_true(history_cache_loaded(c, "r"));
+    history_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -983,6 +1077,8 @@ int main(void)
         cmocka_unit_test(test_retention_table),
         cmocka_unit_test_setup_teardown(test_retention_apply_storage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timing_10000, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_partial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_loaded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,7 @@
 
 #include "aerospike/as_cluster.h"
 #include "aerospike/as_info.h"
+#include "aerospike/as_write.h"
 #include "jobs/backup_meta.h"
 #include "jobs/restore_job.h"
 #include "storage/storage.h"
@@ -343,7 +344,8 @@ static int start_emulator(void)
         if (devnull >= 0)
             dup2(devnull, 1);
         execl(bin, bin, "--port", "0", "--namespace", "test", "--namespace", "bar", "--namespace", "baz",
-              "--namespace", "qux", "--namespace", "ts", "--namespace", "ts2", "--port-file", g_port_file, (char *)NULL);
+              "--namespace", "qux", "--namespace", "ts", "--namespace", "ts2", "--namespace", "par1", "--namespace", "par2",
+              "--port-file", g_port_file, (char *)NULL);
         _exit(127);
     }
     g_emu = pid;
@@ -765,6 +767,185 @@ static void test_live_timestamp_chain(void **state)
     restore_chains_free(c, n);
 }
 
+/* retry n waits base x multiplier^(n-1) (ABS retry-policy), capped at 10 minutes */
+static void test_retry_delay(void **state)
+{
+    (void)state;
+    struct as_write_policy p = {.retry_sleep_ms = 100, .retry_multiplier = 1.5};
+    assert_int_equal(as_write_retry_delay_ms(&p, 1), 100);
+    assert_int_equal(as_write_retry_delay_ms(&p, 2), 150);
+    assert_int_equal(as_write_retry_delay_ms(&p, 3), 225);
+    p.retry_multiplier = 1.0;
+    assert_int_equal(as_write_retry_delay_ms(&p, 5), 100);
+    p.retry_multiplier = 0; /* unset: doubling */
+    assert_int_equal(as_write_retry_delay_ms(&p, 4), 800);
+    p.retry_sleep_ms = 2000;
+    p.retry_multiplier = 10;
+    assert_int_equal(as_write_retry_delay_ms(&p, 9), AS_WRITE_MAX_RETRY_DELAY_MS);
+    struct restore_policy rp;
+    struct err e;
+    assert_int_equal(decode("{\"retry-policy\":{\"base-timeout\":10,\"multiplier\":3.5,\"max-retries\":0}}", false,
+                            &rp, &e), 0);
+    assert_true(rp.retry_multiplier == 3.5);
+    assert_int_equal(rp.retry_max, 0);
+    restore_policy_free(&rp);
+}
+
+static void emu_info(const char *cmd)
+{
+    struct as_node *n = as_cluster_random_node(g_cluster);
+    assert_non_null(n);
+    struct as_buf reply;
+    as_buf_init(&reply);
+    struct err e;
+    int rc = as_node_info(n, cmd, &reply, &e);
+    as_node_release(n);
+    as_buf_free(&reply);
+    if (rc)
+        fail_msg("%s: %s", cmd, e.msg);
+}
+
+static void make_record(struct as_record *r, struct as_bin *bin, char *key, size_t cap, int i)
+{
+    int kl = snprintf(key, cap, "pipe-%d", i);
+    *bin = (struct as_bin){.name = "v", .name_len = 1, .v = {.type = AS_PARTICLE_INTEGER, .i = i}};
+    *r = (struct as_record){.ns = "baz", .ns_len = 3, .n_bins = 1, .bins = bin,
+                            .key = {.type = AS_PARTICLE_STRING, .data = (const uint8_t *)key, .len = (uint32_t)kl}};
+    struct err e;
+    assert_int_equal(as_digest_str(NULL, key, r->digest, &e), 0);
+}
+
+/* max-async-batches: the write pipe keeps several batches out at once (each on its own
+ * connection) and hands them back oldest first, every row answered (new keys pipe-<i> into baz) */
+static void test_live_write_pipe(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    enum { BATCHES = 4, ROWS = 20 };
+    static struct as_record recs[BATCHES * ROWS];
+    static struct as_bin bins[BATCHES * ROWS];
+    static char keys[BATCHES * ROWS][16];
+    static struct as_write_item items[BATCHES * ROWS];
+    for (int i = 0; i < BATCHES * ROWS; i++) {
+        make_record(&recs[i], &bins[i], keys[i], sizeof keys[i], i);
+        items[i] = (struct as_write_item){.rec = &recs[i], .ttl = AS_TTL_NEVER_EXPIRE};
+    }
+    struct as_write_policy p = {.exists = AS_EXISTS_CREATE_OR_REPLACE, .send_key = true};
+    struct as_write_pipe *pp;
+    struct err e;
+    uint64_t before = ns_objects("baz");
+    assert_int_equal(as_write_pipe_new(&pp, BATCHES, &e), 0);
+    emu_info("emulator-fault:delay-ms=150\n");
+    double t0 = now_s();
+    for (int b = 0; b < BATCHES; b++)
+        assert_int_equal(as_write_pipe_submit(pp, g_cluster, &p, &items[b * ROWS], ROWS, false, &items[b * ROWS], &e), 0);
+    assert_int_equal(as_write_pipe_in_flight(pp), BATCHES); /* all out before any answer */
+    for (int b = 0; b < BATCHES; b++) {
+        void *tag;
+        int wrc;
+        assert_int_equal(as_write_pipe_next(pp, g_cluster, &p, &tag, &wrc, &e), 0);
+        assert_int_equal(wrc, 0);
+        assert_ptr_equal(tag, &items[b * ROWS]);
+    }
+    double took = now_s() - t0;
+    emu_info("emulator-fault:delay-ms=0\n");
+    void *tag;
+    int wrc;
+    assert_int_equal(as_write_pipe_next(pp, g_cluster, &p, &tag, &wrc, &e), 1);
+    for (int i = 0; i < BATCHES * ROWS; i++)
+        assert_int_equal(items[i].result, 0);
+    assert_true(took >= 0.15);
+    as_write_pipe_free(pp);
+    assert_int_equal(ns_objects("baz"), before + BATCHES * ROWS);
+
+    /* single writes through the pipe too */
+    assert_int_equal(as_write_pipe_new(&pp, 3, &e), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(as_write_pipe_submit(pp, g_cluster, &p, &items[i], 1, true, &items[i], &e), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(as_write_pipe_next(pp, g_cluster, &p, &tag, &wrc, &e), 0);
+        assert_int_equal(wrc, 0);
+        assert_ptr_equal(tag, &items[i]);
+        assert_int_equal(items[i].result, 0);
+    }
+    as_write_pipe_free(pp);
+}
+
+/* the retry policy's multiplier: every attempt times out (replies delayed beyond the socket
+ * timeout), retries wait 100 ms then 100 x 6 ms: at least 0.7 s in all, where a doubling
+ * backoff would take 0.3 s plus the timeouts */
+static void test_live_retry_multiplier(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    struct as_record rec;
+    struct as_bin bin;
+    char key[16];
+    make_record(&rec, &bin, key, sizeof key, 1000);
+    struct as_write_item it = {.rec = &rec, .ttl = AS_TTL_NEVER_EXPIRE};
+    struct as_write_policy p = {.exists = AS_EXISTS_CREATE_OR_REPLACE, .send_key = true, .socket_timeout_ms = 40,
+                                .total_timeout_ms = 40, .max_retries = 2, .max_retries_set = true,
+                                .retry_sleep_ms = 100, .retry_multiplier = 6.0};
+    struct as_writer *w;
+    struct err e;
+    assert_int_equal(as_writer_new(&w, &e), 0);
+    emu_info("emulator-fault:delay-ms=400\n");
+    double t0 = now_s();
+    int rc = as_write_put(w, g_cluster, &p, &it, &e);
+    double took = now_s() - t0;
+    emu_info("emulator-fault:delay-ms=0\n");
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(it.attempts, 3);
+    if (took < 0.7)
+        fail_msg("retries took %.3f s: the multiplier was not applied", took);
+    /* max-retries 0: one attempt only */
+    p.max_retries = 0;
+    emu_info("emulator-fault:delay-ms=400\n");
+    rc = as_write_put(w, g_cluster, &p, &it, &e);
+    emu_info("emulator-fault:delay-ms=0\n");
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(it.attempts, 1);
+    as_writer_free(w);
+    struct timespec ts = {0, 500 * 1000000L}; /* let the delayed replies drain */
+    nanosleep(&ts, NULL);
+}
+
+/* namespaces in parallel: two chains at once into two namespaces; a failing one (unknown
+ * destination namespace) stops the other and its error is the one reported */
+static void test_live_namespaces_parallel(void **state)
+{
+    (void)state;
+    NEED_EMULATOR();
+    struct restore_policy p1, p2;
+    struct err e;
+    assert_int_equal(decode("{\"namespace\":{\"source\":\"test\",\"destination\":\"par1\"},\"no-indexes\":true,"
+                            "\"max-async-batches\":4,\"batch-size\":32}", false, &p1, &e), 0);
+    assert_int_equal(decode("{\"namespace\":{\"source\":\"test\",\"destination\":\"par2\"},\"no-indexes\":true,"
+                            "\"disable-batch-writes\":true,\"max-async-batches\":16}", false, &p2, &e), 0);
+    struct restore_folder f;
+    assert_int_equal(restore_folder_load(g_stor, "r/backup/1000/data/test", NULL, &f, &e), 0);
+    struct restore_spec specs[2] = {{.folders = &f, .n_folders = 1, .policy = &p1},
+                                    {.folders = &f, .n_folders = 1, .policy = &p2}};
+    struct restore_progress p = {0};
+    if (restore_run_parallel(specs, 2, g_cluster, g_stor, &p, NULL, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(p.read_records, 4000);
+    assert_int_equal(p.records_estimate, 4000);
+    check_sum(&p);
+    assert_int_equal(ns_objects("par1"), 2000);
+    assert_int_equal(ns_objects("par2"), 2000);
+    restore_policy_free(&p2);
+    assert_int_equal(decode("{\"namespace\":{\"source\":\"test\",\"destination\":\"nope\"},\"no-indexes\":true}",
+                            false, &p2, &e), 0);
+    memset(&p, 0, sizeof p);
+    assert_int_not_equal(restore_run_parallel(specs, 2, g_cluster, g_stor, &p, NULL, &e), 0);
+    if (!strstr(e.msg, "nope"))
+        fail_msg("error: %s", e.msg);
+    restore_policy_free(&p1);
+    restore_policy_free(&p2);
+    restore_folder_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest offline[] = {
@@ -772,6 +953,7 @@ int main(void)
         cmocka_unit_test(test_policy_full),
         cmocka_unit_test(test_policy_invalid),
         cmocka_unit_test(test_timestamp_selection),
+        cmocka_unit_test(test_retry_delay),
     };
     const struct CMUnitTest live[] = {
         cmocka_unit_test(test_live_plain),
@@ -780,6 +962,9 @@ int main(void)
         cmocka_unit_test(test_live_expired_and_corrupt),
         cmocka_unit_test(test_live_timestamp_chain),
         cmocka_unit_test(test_live_tps_and_cancel),
+        cmocka_unit_test(test_live_write_pipe),
+        cmocka_unit_test(test_live_retry_multiplier),
+        cmocka_unit_test(test_live_namespaces_parallel),
     };
     int rc = cmocka_run_group_tests_name("restore_offline", offline, NULL, NULL);
     rc |= cmocka_run_group_tests_name("restore_live", live, live_setup, live_teardown);

@@ -51,6 +51,8 @@ struct fake {
         char name[NAME_MAX_LEN];
         int64_t last[SCHED_TYPE_COUNT];
         bool running[SCHED_TYPE_COUNT];
+        int ensure_fail; /* history reads that still fail */
+        int ensure_calls;
     } rt[MAX_RT];
     size_t nrt;
     bool run_on_start; /* start marks the job running */
@@ -158,6 +160,27 @@ static int64_t fake_last(void *ctx, const char *routine, enum sched_backup_type 
     return v;
 }
 
+static int fake_ensure(void *ctx, const struct cfg *snap, const char *routine, struct err *e)
+{
+    struct fake *f = ctx;
+    assert_non_null(snap);
+    pthread_mutex_lock(&f->mu);
+    size_t i = rt_index(f, routine);
+    f->rt[i].ensure_calls++;
+    bool fail = f->rt[i].ensure_fail > 0;
+    if (fail)
+        f->rt[i].ensure_fail--;
+    pthread_mutex_unlock(&f->mu);
+    return fail ? err_set(e, ERR_IO, "fake storage: listing failed") : 0;
+}
+
+static void set_ensure_fail(struct fake *f, const char *name, int times)
+{
+    pthread_mutex_lock(&f->mu);
+    f->rt[rt_index(f, name)].ensure_fail = times;
+    pthread_mutex_unlock(&f->mu);
+}
+
 static int64_t fake_now(void *ctx)
 {
     return ((struct fake *)ctx)->now;
@@ -231,7 +254,7 @@ static struct env *env_new(int64_t now, const struct sched_options *opts, bool f
     pthread_cond_init(&v->f.cv, NULL);
     v->f.now = now;
     struct sched_runner runner = {&v->f, fake_start, fake_is_running, fake_cancel};
-    struct sched_history hist = {&v->f, fake_last};
+    struct sched_history hist = {&v->f, fake_last, fake_ensure};
     struct sched_clock clk = {&v->f, fake_now};
     struct err e = {0};
     if (sched_new(&runner, &hist, fake_clock ? &clk : NULL, opts, &v->s, &e))
@@ -270,7 +293,7 @@ static void test_new_requires_callbacks(void **state)
     (void)state;
     struct fake f = {0};
     struct sched_runner runner = {&f, fake_start, fake_is_running, NULL};
-    struct sched_history hist = {&f, fake_last};
+    struct sched_history hist = {&f, fake_last, NULL};
     struct sched *s = NULL;
     struct err e = {0};
     assert_int_equal(sched_new(&runner, &hist, NULL, NULL, &s, &e), ERR_INVALID);
@@ -490,6 +513,67 @@ static void test_startup_catch_up(void **state)
     assert_int_equal(v->f.calls[2].scheduled, now + 2 * MIN);
     /* unchanged routines were not re-checked */
     assert_int_equal(count_calls(&v->f, "none", SCHED_FULL), 1);
+    env_free(v);
+}
+
+/* A history that cannot be read at start-up is not "no full backup": the catch-up check waits
+ * (doubling backoff) until the read succeeds, then decides; incrementals meanwhile are skipped. */
+static void test_unreadable_history_retried(void **state)
+{
+    (void)state;
+    int64_t now = T0 + 10 * HOUR; /* daily fire at 03:00 */
+    struct env *v = env_new(now, NULL, true);
+    char none[512], recent[512];
+    routine_yaml(none, sizeof none, "none", "0 0 3 * * *", "*/10 * * * * *", NULL, false);
+    routine_yaml(recent, sizeof recent, "recent", "0 0 3 * * *", NULL, NULL, false);
+    set_last(&v->f, "recent", SCHED_FULL, T0 + 3 * HOUR); /* today's full exists */
+    set_ensure_fail(&v->f, "none", 2);
+    set_ensure_fail(&v->f, "recent", 1);
+    apply(v, mkcfg(none, recent, NULL, NULL));
+
+    /* both reads fail: no full started (not even for "recent", whose last full is unknown) */
+    assert_int_equal(sched_tick(v->s, now), now + 1 * SEC);
+    assert_int_equal(v->f.ncalls, 0);
+    assert_int_equal(stats(v, "none", SCHED_FULL).skipped, 0);
+
+    /* first retry after 1 s: "none" fails again (next retry in 2 s), "recent" reads and finds
+     * today's full: nothing to catch up */
+    sched_tick(v->s, now + 1 * SEC);
+    assert_int_equal(v->f.ncalls, 0);
+    assert_int_equal(v->f.rt[rt_index(&v->f, "recent")].ensure_calls, 2);
+
+    /* second retry (1 s + 2 s): the read succeeds, there is no full: it runs now */
+    sched_tick(v->s, now + 3 * SEC);
+    assert_int_equal(v->f.ncalls, 1);
+    assert_string_equal(v->f.calls[0].routine, "none");
+    assert_int_equal(v->f.calls[0].type, SCHED_FULL);
+    assert_int_equal(v->f.calls[0].scheduled, now + 3 * SEC);
+    assert_int_equal(v->f.rt[rt_index(&v->f, "none")].ensure_calls, 3);
+
+    /* no further start-up checks once decided */
+    sched_tick(v->s, now + 5 * MIN);
+    assert_int_equal(count_calls(&v->f, NULL, SCHED_FULL), 1);
+    env_free(v);
+}
+
+/* Incrementals due while the history cannot be read are skipped (history-unreadable). */
+static void test_unreadable_history_skips_incremental(void **state)
+{
+    (void)state;
+    int64_t now = T0;
+    struct env *v = env_new(now, NULL, true);
+    set_last(&v->f, "r", SCHED_FULL, T0); /* this year's full */
+    apply(v, cfg1("r", "@yearly", "0 * * * * *", NULL, false));
+    sched_tick(v->s, now); /* start-up check: history known, last full recent enough */
+    assert_int_equal(v->f.ncalls, 0);
+    set_ensure_fail(&v->f, "r", 1);
+    sched_tick(v->s, now + MIN);
+    assert_int_equal(v->f.ncalls, 0);
+    struct sched_type_stats st = stats(v, "r", SCHED_INCREMENTAL);
+    assert_int_equal(st.skipped_by[SCHED_SKIP_NO_HISTORY], 1);
+    assert_string_equal(sched_skip_reason_name(SCHED_SKIP_NO_HISTORY), "history-unreadable");
+    sched_tick(v->s, now + 2 * MIN); /* readable again: the incremental runs */
+    assert_int_equal(count_calls(&v->f, "r", SCHED_INCREMENTAL), 1);
     env_free(v);
 }
 
@@ -886,6 +970,8 @@ int main(void)
         cmocka_unit_test(test_incremental_busy_rules),
         cmocka_unit_test(test_incremental_needs_full),
         cmocka_unit_test(test_startup_catch_up),
+        cmocka_unit_test(test_unreadable_history_retried),
+        cmocka_unit_test(test_unreadable_history_skips_incremental),
         cmocka_unit_test(test_disabled_not_fired),
         cmocka_unit_test(test_config_update),
         cmocka_unit_test(test_trigger),
