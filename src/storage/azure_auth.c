@@ -116,25 +116,6 @@ int azure_key_decode(const char *b64, unsigned char **key, size_t *key_len, stru
     return 0;
 }
 
-/* Value of header `name` in the list (trimmed), or NULL; *len set. */
-static const char *find_header(const struct curl_slist *l, const char *name, size_t *len)
-{
-    size_t n = strlen(name);
-    for (; l; l = l->next) {
-        if (strncasecmp(l->data, name, n) != 0 || l->data[n] != ':')
-            continue;
-        const char *v = l->data + n + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t vl = strlen(v);
-        while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-            vl--;
-        *len = vl;
-        return v;
-    }
-    return NULL;
-}
-
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9')
@@ -345,7 +326,7 @@ int azure_string_to_sign(const char *account, const char *method, const char *ur
             }
         } else {
             size_t vl;
-            const char *v = find_header(headers, STANDARD[i], &vl);
+            const char *v = cloud_header_find(headers, STANDARD[i], &vl);
             if (v)
                 sb_add(&b, v, vl);
         }

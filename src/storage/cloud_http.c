@@ -376,9 +376,16 @@ int cloud_http_do(struct cloud_http *h, const struct cloud_http_req *req,
                          curl_easy_strerror(cc), attempt + 1, attempt ? "s" : "");
             break;
         }
+        if (cc == CURLE_OK) /* an error answer: retry on a new connection (see below) */
+            curl_easy_setopt(a.curl, CURLOPT_FRESH_CONNECT, 1L);
         sleep_ms(backoff_ms(&h->retry, attempt));
     }
-    handle_release(h, a.curl);
+    /* A connection that carried an error answer is not reused: some stores (the GCS emulator
+     * after a 404 DELETE) leave it unable to answer the next request. */
+    if (rc == 0 && resp->status < 400)
+        handle_release(h, a.curl);
+    else
+        curl_easy_cleanup(a.curl);
     if (rc)
         cloud_http_resp_free(resp);
     return rc;
@@ -395,10 +402,10 @@ void cloud_http_resp_free(struct cloud_http_resp *resp)
     resp->body_len = 0;
 }
 
-const char *cloud_http_header(const struct cloud_http_resp *resp, const char *name, size_t *len)
+const char *cloud_header_find(const struct curl_slist *l, const char *name, size_t *len)
 {
     size_t n = strlen(name);
-    for (const struct curl_slist *l = resp->headers; l; l = l->next) {
+    for (; l; l = l->next) {
         if (strncasecmp(l->data, name, n) != 0 || l->data[n] != ':')
             continue;
         const char *v = l->data + n + 1;
@@ -412,6 +419,11 @@ const char *cloud_http_header(const struct cloud_http_resp *resp, const char *na
         return v;
     }
     return NULL;
+}
+
+const char *cloud_http_header(const struct cloud_http_resp *resp, const char *name, size_t *len)
+{
+    return cloud_header_find(resp->headers, name, len);
 }
 
 char *cloud_url_encode(const char *s, bool keep_slash)

@@ -102,6 +102,9 @@ void cloud_http_resp_free(struct cloud_http_resp *resp);
 const char *cloud_http_header(const struct cloud_http_resp *resp, const char *name,
                               size_t *len);
 
+/* The same lookup in any "name: value" header list (request headers too). */
+const char *cloud_header_find(const struct curl_slist *l, const char *name, size_t *len);
+
 /* Percent-encodes `s` per RFC 3986 (unreserved kept); '/' kept when keep_slash. Heap; NULL on
  * no memory. */
 char *cloud_url_encode(const char *s, bool keep_slash);

@@ -39,6 +39,9 @@ static inline struct gcs_stor *gcs_of(struct stor *s) { return (struct gcs_stor 
  * tries once more with a fresh one. */
 int gcs_do(struct gcs_stor *g, struct cloud_http_req *req, struct cloud_http_resp *resp,
            struct err *e);
+/* gcs_do of a body-less request to `url` (taken and freed; NULL = out of memory). */
+int gcs_do_url(struct gcs_stor *g, const char *method, char *url, size_t max_body,
+               const char *what, struct cloud_http_resp *resp, struct err *e);
 /* Whether a reply is GCS's "bucket does not exist". */
 bool gcs_bucket_missing(const struct cloud_http_resp *r);
 /* Maps a failed reply to an error: ERR_NOT_FOUND for a missing object (`key` given), ERR_IO

@@ -113,11 +113,8 @@ int gcs_list_request(struct gcs_stor *g, const char *full_prefix, bool delimiter
     }
     char what[GCS_WHAT_MAX];
     str_printf(what, sizeof what, "%s list '%s'", g->base.name, full_prefix);
-    struct cloud_http_req req = {.what = what, .method = "GET", .url = url,
-                                 .max_body = GCS_LIST_REPLY_MAX};
     struct cloud_http_resp resp;
-    int rc = gcs_do(g, &req, &resp, e);
-    free(url);
+    int rc = gcs_do_url(g, "GET", url, GCS_LIST_REPLY_MAX, what, &resp, e);
     if (rc)
         return rc;
     if (resp.status != 200) {

@@ -17,6 +17,7 @@
 
 #include <openssl/rand.h>
 
+#include "storage/cloud_part.h"
 #include "storage/gcs_internal.h"
 #include "util/strutil.h"
 
@@ -29,7 +30,7 @@ struct gcs_writer {
     char *object;        /* full object name */
     const char *cls;     /* storageClass or NULL */
     size_t chunk;        /* bytes per resumable chunk, a multiple of 256 KiB */
-    char *buf;           /* unsent bytes (starting at server offset `offset`) */
+    unsigned char *buf;  /* unsent bytes (starting at server offset `offset`) */
     size_t len, cap;
     char *session;       /* resumable session URI, NULL before the first chunk */
     uint64_t offset;     /* bytes the server has persisted */
@@ -41,23 +42,6 @@ static struct gcs_writer *gw_of(struct stor_writer *w) { return (struct gcs_writ
 static const char *writer_key(const struct gcs_writer *w)
 {
     return w->base.key ? w->base.key : w->object;
-}
-
-static int buf_reserve(struct gcs_writer *w, size_t need, struct err *e)
-{
-    if (need <= w->cap)
-        return 0;
-    size_t cap = w->cap ? w->cap : 64 * 1024;
-    while (cap < need)
-        cap *= 2;
-    if (cap > w->chunk)
-        cap = w->chunk;
-    char *nb = realloc(w->buf, cap);
-    if (!nb)
-        return gcs_nomem(e);
-    w->buf = nb;
-    w->cap = cap;
-    return 0;
 }
 
 /* Checks the reply of a finished upload: 200/201 and, when it says, the right size. */
@@ -89,7 +73,7 @@ static int media_upload(struct gcs_writer *w, struct err *e)
     char what[GCS_WHAT_MAX];
     str_printf(what, sizeof what, "%s upload '%s'", w->g->base.name, writer_key(w));
     struct cloud_http_req req = {.what = what, .method = "POST", .url = url, .headers = h,
-                                 .body = w->buf ? w->buf : "", .body_len = w->len,
+                                 .body = w->buf ? (const void *)w->buf : "", .body_len = w->len,
                                  .max_body = GCS_META_REPLY_MAX};
     struct cloud_http_resp resp;
     int rc = gcs_do(w->g, &req, &resp, e);
@@ -271,7 +255,7 @@ static int chunk_send(struct gcs_writer *w, bool last, bool *done, struct err *e
     str_printf(what, sizeof what, "%s upload '%s' at %llu", g->base.name, writer_key(w),
                (unsigned long long)w->offset);
     struct cloud_http_req req = {.what = what, .method = "PUT", .url = w->session, .headers = h,
-                                 .body = w->buf ? w->buf : "", .body_len = w->len,
+                                 .body = w->buf ? (const void *)w->buf : "", .body_len = w->len,
                                  .max_body = GCS_META_REPLY_MAX};
     struct cloud_http_resp resp;
     int rc = gcs_do(g, &req, &resp, e);
@@ -311,26 +295,15 @@ static int chunk_flush(struct gcs_writer *w, struct err *e)
     return chunk_send(w, false, &done, e);
 }
 
+static int flush_for_more(void *ctx, struct err *e)
+{
+    return chunk_flush(ctx, e);
+}
+
 static int gcs_write(struct stor_writer *base, const void *data, size_t len, struct err *e)
 {
     struct gcs_writer *w = gw_of(base);
-    const char *p = data;
-    while (len > 0) {
-        if (w->len == w->chunk) {
-            int rc = chunk_flush(w, e);
-            if (rc)
-                return rc;
-        }
-        size_t n = w->chunk - w->len < len ? w->chunk - w->len : len;
-        int rc = buf_reserve(w, w->len + n, e);
-        if (rc)
-            return rc;
-        memcpy(w->buf + w->len, p, n);
-        w->len += n;
-        p += n;
-        len -= n;
-    }
-    return 0;
+    return cloud_part_append(&w->buf, &w->len, &w->cap, w->chunk, data, len, flush_for_more, w, e);
 }
 
 static int gcs_commit(struct stor_writer *base, struct err *e)

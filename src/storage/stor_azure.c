@@ -40,6 +40,7 @@
 
 #include "asb/asb.h"
 #include "storage/azure_auth.h"
+#include "storage/cloud_part.h"
 #include "util/strutil.h"
 
 #define MIB ((size_t)1 << 20)
@@ -351,44 +352,15 @@ static int aw_put_block(struct az_writer *w, struct err *e)
     return rc;
 }
 
-static int aw_reserve(struct az_writer *w, size_t need, struct err *e)
+static int aw_flush_for_more(void *ctx, struct err *e)
 {
-    if (need <= w->cap)
-        return 0;
-    size_t cap = w->cap ? w->cap : 64 * 1024;
-    while (cap < need)
-        cap *= 2;
-    if (cap > w->part)
-        cap = w->part;
-    unsigned char *nb = realloc(w->buf, cap);
-    if (!nb)
-        return err_set(e, ERR_NOMEM, "%s: '%s': out of memory for a %zu-byte block",
-                       w->s->base.name, w->key, cap);
-    w->buf = nb;
-    w->cap = cap;
-    return 0;
+    return aw_put_block(ctx, e);
 }
 
 static int aw_write(struct stor_writer *base, const void *data, size_t len, struct err *e)
 {
     struct az_writer *w = (struct az_writer *)base;
-    const unsigned char *p = data;
-    while (len > 0) {
-        if (w->len == w->part) {
-            int rc = aw_put_block(w, e);
-            if (rc)
-                return rc;
-        }
-        size_t n = w->part - w->len < len ? w->part - w->len : len;
-        int rc = aw_reserve(w, w->len + n, e);
-        if (rc)
-            return rc;
-        memcpy(w->buf + w->len, p, n);
-        w->len += n;
-        p += n;
-        len -= n;
-    }
-    return 0;
+    return cloud_part_append(&w->buf, &w->len, &w->cap, w->part, data, len, aw_flush_for_more, w, e);
 }
 
 static int aw_put_block_list(struct az_writer *w, struct err *e)

@@ -122,9 +122,17 @@ int gcs_do(struct gcs_stor *g, struct cloud_http_req *req, struct cloud_http_res
         gcs_auth_invalidate(g->auth);
         rc = cloud_http_do(g->http, req, resp, e);
     }
-    /* cloud_http_do returns 1 (not the code) when the signer failed: keep the signer's. */
-    if (rc > 0)
-        rc = e->code < 0 ? e->code : ERR_IO;
+    return rc;
+}
+
+int gcs_do_url(struct gcs_stor *g, const char *method, char *url, size_t max_body,
+               const char *what, struct cloud_http_resp *resp, struct err *e)
+{
+    if (!url)
+        return gcs_nomem(e);
+    struct cloud_http_req req = {.what = what, .method = method, .url = url, .max_body = max_body};
+    int rc = gcs_do(g, &req, resp, e);
+    free(url);
     return rc;
 }
 
@@ -237,15 +245,10 @@ int gcs_meta_get(struct gcs_stor *g, const char *key, struct gcs_obj_meta *m, st
     char *object = stor_object_name(&g->base, key);
     char *url = object ? gcs_object_url(g, object, "?fields=size%2Cupdated%2Cgeneration") : NULL;
     free(object);
-    if (!url)
-        return gcs_nomem(e);
     char what[GCS_WHAT_MAX];
     str_printf(what, sizeof what, "%s GET '%s' metadata", g->base.name, key);
-    struct cloud_http_req req = {.what = what, .method = "GET", .url = url,
-                                 .max_body = GCS_META_REPLY_MAX};
     struct cloud_http_resp resp;
-    int rc = gcs_do(g, &req, &resp, e);
-    free(url);
+    int rc = gcs_do_url(g, "GET", url, GCS_META_REPLY_MAX, what, &resp, e);
     if (rc)
         return rc;
     if (resp.status != 200) {
@@ -288,16 +291,11 @@ static int gcs_stat(struct stor *s, const char *key, uint64_t *size, int64_t *mt
 /* DELETE of one object by full name; absent is fine, a missing bucket is not. */
 static int delete_object(struct gcs_stor *g, const char *object, struct err *e)
 {
-    char *url = gcs_object_url(g, object, NULL);
-    if (!url)
-        return gcs_nomem(e);
     char what[GCS_WHAT_MAX];
     str_printf(what, sizeof what, "%s DELETE '%s'", g->base.name, object);
-    struct cloud_http_req req = {.what = what, .method = "DELETE", .url = url,
-                                 .max_body = GCS_META_REPLY_MAX};
     struct cloud_http_resp resp;
-    int rc = gcs_do(g, &req, &resp, e);
-    free(url);
+    int rc = gcs_do_url(g, "DELETE", gcs_object_url(g, object, NULL), GCS_META_REPLY_MAX, what,
+                        &resp, e);
     if (rc)
         return rc;
     bool gone = resp.status == 404 && !gcs_bucket_missing(&resp);

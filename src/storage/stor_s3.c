@@ -22,6 +22,7 @@
 #include <libxml/tree.h>
 #include <openssl/evp.h>
 
+#include "storage/cloud_part.h"
 #include "storage/s3_creds.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -415,35 +416,15 @@ static int mpu_part(struct s3_writer *w, struct err *e)
     return 0;
 }
 
+static int mpu_part_for_more(void *ctx, struct err *e)
+{
+    return mpu_part(ctx, e);
+}
+
 static int s3w_write(struct stor_writer *base, const void *data, size_t len, struct err *e)
 {
     struct s3_writer *w = (struct s3_writer *)base;
-    const unsigned char *p = data;
-    while (len > 0) {
-        if (w->len == w->part) { /* full, and more is coming: it is not the last part */
-            int rc = mpu_part(w, e);
-            if (rc)
-                return rc;
-        }
-        size_t room = w->part - w->len, take = len < room ? len : room;
-        if (w->len + take > w->cap) {
-            size_t nc = w->cap ? w->cap : 64 * 1024;
-            while (nc < w->len + take)
-                nc *= 2;
-            if (nc > w->part)
-                nc = w->part;
-            unsigned char *nb = realloc(w->buf, nc);
-            if (!nb)
-                return err_set(e, ERR_NOMEM, "%s: out of memory", w->s3->base.name);
-            w->buf = nb;
-            w->cap = nc;
-        }
-        memcpy(w->buf + w->len, p, take);
-        w->len += take;
-        p += take;
-        len -= take;
-    }
-    return 0;
+    return cloud_part_append(&w->buf, &w->len, &w->cap, w->part, data, len, mpu_part_for_more, w, e);
 }
 
 static int mpu_complete(struct s3_writer *w, struct err *e)
