@@ -23,6 +23,12 @@ const projectId = opt("project", process.env.GCS_EMU_PROJECT || "demo-gcs");
 const importDir = opt("import", "");
 const exportDir = opt("export-on-exit", "");
 
+// The emulator keeps its blobs in <tmpdir>/firebase/storage/blobs: a private tmpdir per instance,
+// or two emulators running at once (parallel tests) delete each other's files and hang requests.
+const os = require("os");
+const privateTmp = fs.mkdtempSync(path.join(os.tmpdir(), "gcs-emu-"));
+process.env.TMPDIR = privateTmp;
+
 // firebase-tools is looked up next to this script, then in $GCS_EMU_TOOLS_DIR (the directory holding
 // node_modules/, e.g. the tools cache of scripts/deps.d/gcs-emulator.sh).
 const searchPaths = [__dirname];
@@ -76,6 +82,7 @@ process.on("unhandledRejection", (e) => console.error("gcs-emu: request handler 
       }
     } finally {
       await EmulatorRegistry.stop(emu.getName());
+      fs.rmSync(privateTmp, { recursive: true, force: true });
       console.log(`gcs-emu: stopped (${sig})`);
       process.exit(0);
     }
