@@ -32,6 +32,7 @@
 #include "jobs/cluster_link.h"
 #include "jobs/restore_job.h"
 #include "storage/storage.h"
+#include "util/strutil.h"
 
 static double now_s(void)
 {
@@ -153,7 +154,9 @@ static int timed_restore(struct as_cluster *c, struct stor *s, const char *key, 
 static int bench_backup(const char *host, int port, const char *ns, unsigned parallel, int zstd_level,
                         const char *key, struct restore_bench rb)
 {
-    char dir[] = "/tmp/abs-bench-XXXXXX";
+    /* BENCH_TMPDIR: where the backup is written (e.g. /dev/shm to take the disk out) */
+    char dir[512];
+    str_printf(dir, sizeof dir, "%s/abs-bench-XXXXXX", getenv("BENCH_TMPDIR") ? getenv("BENCH_TMPDIR") : "/tmp");
     if (!mkdtemp(dir))
         return 1;
     char yaml[2048], compression[64] = "", encryption[600] = "";
