@@ -12,15 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${1:-1000000}
 ROUNDS=${2:-2}
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/bench -j"$(nproc)" --target bench_backup aerospike-emulator >/dev/null
-work=$(mktemp -d)
-./build/bench/tests/emulator/aerospike-emulator --port 0 --port-file "$work/port" --namespace test \
-  --generate "test:$RECORDS::200" >"$work/emu.log" 2>&1 &
-emu=$!
-trap 'kill $emu 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 600); do [ -s "$work/port" ] && break; sleep 0.1; done
-port=$(head -1 "$work/port")
+source bench/lib.sh
+bench_build bench_backup
+bench_emulator "$RECORDS"
 key=tests/data/asb/e-backup-aes256/key.pem
 b=./build/bench/bench/bench_backup
 rate() { sed -n 's/.*records\/s=\([0-9]*\).*/\1/p'; }

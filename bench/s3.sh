@@ -13,21 +13,11 @@ PART=${2:-5242880}
 if [ -z "${S3_ENDPOINT:-}" ]; then
   exec bash tests/services/s3rver.sh bash "$0" "$@"
 fi
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/bench -j"$(nproc)" --target bench_storage aerospike-emulator >/dev/null
-work=$(mktemp -d)
-./build/bench/tests/emulator/aerospike-emulator --port 0 --port-file "$work/port" --namespace test \
-  --generate "test:$RECORDS::200" >"$work/emu.log" 2>&1 &
-emu=$!
-trap 'kill $emu 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 600); do [ -s "$work/port" ] && break; sleep 0.1; done
-port=$(head -1 "$work/port")
-b=./build/bench/bench/bench_storage
+source bench/lib.sh
+bench_build bench_storage
+bench_emulator "$RECORDS"
 s3="{s3-storage: {bucket: $S3_BUCKET, s3-region: $S3_REGION, path: bench,"
 s3+=" s3-endpoint-override: '$S3_ENDPOINT', access-key-id: $S3_ACCESS_KEY_ID,"
 s3+=" secret-access-key: $S3_SECRET_ACCESS_KEY, min-part-size: $PART}}"
 echo "# $RECORDS records of ~200 B in the emulator on 127.0.0.1:$port; s3rver at $S3_ENDPOINT"
-for p in 1 4; do
-  "$b" 127.0.0.1 "$port" test "$p" local "{local-storage: {path: '$work/local'}}"
-  "$b" 127.0.0.1 "$port" test "$p" s3 "$s3"
-done
+bench_vs_local s3 "$s3"

@@ -19,21 +19,9 @@ set -- "$build/aerospike-backup-service"
 set +e +u
 source tests/e2e/lib.sh
 set -u
-EMULATOR=$(readlink -f "$build/tests/emulator/aerospike-emulator")
-"$EMULATOR" --port 0 --port-file "$WORK/emu.port" --nodes 2 --namespace test --namespace target \
-  --generate test:3000:demo:200 --fault-delay-ms 300 >"$WORK/emu.log" 2>&1 &
-EMU=$!
-trap 'kill $EMU 2>/dev/null; cleanup' EXIT
-for _ in $(seq 1 100); do [ -s "$WORK/emu.port" ] && break; sleep 0.1; done
-EMU_PORT=$(head -1 "$WORK/emu.port")
-PORT=$(free_port)
-cat >"$WORK/c.yml" <<YAML
-service:
-  http: {address: 127.0.0.1, port: $PORT}
-aerospike-clusters:
-  emu: {seed-nodes: [{host-name: 127.0.0.1, port: $EMU_PORT}]}
-storage:
-  local: {local-storage: {path: $WORK/backups}}
+start_emulator EMU --nodes 2 --namespace test --namespace target \
+  --generate test:3000:demo:200 --fault-delay-ms 300
+write_emu_config "$WORK/c.yml" <<YAML
 backup-policies:
   p: {parallel: 2}
 backup-routines:
@@ -41,11 +29,8 @@ backup-routines:
 YAML
 start_service "$WORK/c.yml" || exit 1
 
-listed() { req GET "/v1/backups/$1/r1"; [ "$(json_get 'length')" = "$2" ]; }
-wait_listed() { for _ in $(seq 1 200); do listed "$1" "$2" && return 0; sleep 0.1; done; return 1; }
-
 req POST /v1/backups/full/r1 # while the start-up full runs: skipped
-check "start-up full" wait_listed full 1
+check "start-up full" wait_fulls r1 1
 req POST /v1/backups/incremental/r1
 sleep 1.5 # an empty incremental leaves nothing listed; its outcome is counted
 key=$(req GET /v1/backups/full/r1; json_get '.[0].key')
@@ -68,13 +53,9 @@ done
 cat "$WORK"/metrics-mid*.txt >"$WORK/metrics-mid.txt" # for the family check below
 check "scraped while a backup runs" test -n "$got_backup"
 check "scraped while a restore runs" test -n "$got_restore"
-for _ in $(seq 1 300); do
-  req GET "/v1/restore/status/$restore_id"
-  [ "$(json_get .status)" != "running" ] && break
-  sleep 0.1
-done
+wait_restore "$restore_id"
 check "restore finished ($BODY)" test "$(json_get .status)" = "success"
-check "second full" wait_listed full 2
+check "second full" wait_fulls r1 2
 curl -s -o "$WORK/metrics-end.txt" "http://127.0.0.1:$PORT/metrics"
 
 for file in "$WORK"/metrics-mid[0-9]*.txt "$WORK/metrics-end.txt"; do

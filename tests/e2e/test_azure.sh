@@ -10,30 +10,14 @@ if [ -z "${AZURITE_ENDPOINT:-}" ]; then
   exec bash "$(dirname "$0")/../services/azurite.sh" bash "$0" "$@"
 fi
 source "$(dirname "$0")/lib.sh"
-EMULATOR=$(dirname "$BIN")/tests/emulator/aerospike-emulator
 HELPER=$(dirname "$0")/../services/azure_container.py
 
-start_emulator() { # start_emulator NAME ARGS...: sets <NAME>_PORT
-  local name=$1; shift
-  "$EMULATOR" --port 0 --port-file "$WORK/$name.port" "$@" >"$WORK/$name.log" 2>&1 &
-  EMUS+=($!)
-  for _ in $(seq 1 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.1; done
-  printf -v "${name}_PORT" '%s' "$(head -1 "$WORK/$name.port")"
-}
-EMUS=()
-trap 'kill "${EMUS[@]}" 2>/dev/null; cleanup' EXIT
 start_emulator src --namespace test --generate test:3000:demo:150
 start_emulator dst --namespace test
 
 WRONG_KEY=d3Jvbmcta2V5LWZvci1lMmUtdGVzdHMtMDEyMzQ1Njc4OWFiY2RlZg==
 PREFIX=e2e-$$
-PORT=$(free_port)
-cat >"$WORK/c.yml" <<YAML
-service:
-  http: {address: 127.0.0.1, port: $PORT}
-aerospike-clusters:
-  source: {seed-nodes: [{host-name: 127.0.0.1, port: $src_PORT}]}
-  target: {seed-nodes: [{host-name: 127.0.0.1, port: $dst_PORT}]}
+write_src_dst_config "$WORK/c.yml" <<YAML
 storage:
   azure:
     azure-storage:
@@ -59,16 +43,8 @@ YAML
 start_service "$WORK/c.yml" || exit 1
 
 # ---- backup at start-up, listed through the API
-for _ in $(seq 1 300); do
-  req GET /v1/backups/full/r1
-  [ "$(json_get 'length')" = "1" ] && break
-  sleep 0.1
-done
-check "start-up full backup listed ($BODY)" test "$(json_get 'length')" = "1"
-key=$(json_get '.[0].key')
-check "backup key is the namespace folder ($key)" grep -Eq '^r1/backup/[0-9]{13}/data/test$' <<<"$key"
-check "record count" test "$(json_get '.[0]."record-count"')" = "3000"
-check "byte count" test "$(json_get '.[0]."byte-count"')" -gt 0
+expect_startup_full r1 3000
+key=$KEY
 
 # ---- layout in the container
 python3 "$HELPER" list "$AZURITE_ENDPOINT" "$AZURITE_CONTAINER" "$PREFIX/" "$AZURITE_ACCOUNT" \
@@ -81,26 +57,13 @@ check "nothing outside the routine folder" test "$(grep -vc "^$PREFIX/r1/backup/
 check "every blob under one timestamp" test "$(sed -E 's|^[^/]+/r1/backup/([0-9]{13})/.*|\1|' "$WORK/ours" | sort -u | wc -l)" = "1"
 
 # ---- restore into the empty target
-wait_restore() { # wait_restore ID: until it leaves "running"
-  for _ in $(seq 1 300); do
-    req GET "/v1/restore/status/$1"
-    [ "$(json_get .status)" != "running" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"azure\", \"destination-name\": \"target\"}"
-expect_status 202 "restore/full accepted"
-id=$BODY
-check "restore finished" wait_restore "$id"
+restore_and_wait restore/full /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"azure\", \"destination-name\": \"target\"}"
 check "restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 check "all records inserted" test "$(json_get '."inserted-records"')" = "3000"
 
 # ---- restore by timestamp finds the backup through the azure listing
 now=$(($(date +%s) * 1000 + 1000))
-req POST /v1/restore/timestamp "{\"routine\": \"r1\", \"time\": $now, \"destination-name\": \"target\"}"
-expect_status 202 "restore/timestamp accepted"
-check "timestamp restore finished" wait_restore "$BODY"
+restore_and_wait restore/timestamp /v1/restore/timestamp "{\"routine\": \"r1\", \"time\": $now, \"destination-name\": \"target\"}"
 check "timestamp restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 
 # ---- a routine on a storage with the wrong key fails clearly, without the key
@@ -108,10 +71,7 @@ req POST /v1/config/routines/r2 "{\"source-cluster\": \"source\", \"storage\": \
 expect_status 201 "routine on the bad storage added"
 req POST /v1/config/apply
 expect_status 200 "config applied"
-for _ in $(seq 1 200); do
-  grep -q "routine r2: .*authentication failed" "$WORK/service.log" && break
-  sleep 0.1
-done
+wait_log "routine r2: .*authentication failed"
 # (whether the start-up backup fails or waits for a readable history is the scheduler's call)
 check "wrong key: the routine's error names storage and cause" \
   grep -q "routine r2: .*azure://$AZURITE_CONTAINER/bad-$PREFIX: .*authentication failed (check account-key)" "$WORK/service.log"

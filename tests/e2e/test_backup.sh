@@ -4,24 +4,11 @@
 # and metadata.yaml, file-limit splitting, zstd + AES-256, retention, listing filters,
 # currentBackup, cancel and the error answers of the backup routes.
 source "$(dirname "$0")/lib.sh"
-EMULATOR=$(dirname "$BIN")/tests/emulator/aerospike-emulator
 DATA=$(cd "$(dirname "$0")/../data" && pwd)
 
-"$EMULATOR" --port 0 --port-file "$WORK/emu.port" --namespace test --generate test:5000:demo:200 \
-  >"$WORK/emulator.log" 2>&1 &
-EMU=$!
-trap 'kill $EMU 2>/dev/null; cleanup' EXIT
-for _ in $(seq 1 100); do [ -s "$WORK/emu.port" ] && break; sleep 0.1; done
-EMU_PORT=$(head -1 "$WORK/emu.port")
+start_emulator EMU --namespace test --generate test:5000:demo:200
 
-PORT=$(free_port)
-cat >"$WORK/c.yml" <<YAML
-service:
-  http: {address: 127.0.0.1, port: $PORT}
-aerospike-clusters:
-  emu: {seed-nodes: [{host-name: 127.0.0.1, port: $EMU_PORT}]}
-storage:
-  local: {local-storage: {path: $WORK/backups}}
+write_emu_config "$WORK/c.yml" <<YAML
 backup-policies:
   small-files: {parallel: 2, file-limit: 1, retention: {full: 2, incremental: 1}}
   secure:
@@ -34,15 +21,6 @@ backup-routines:
   enc: {source-cluster: emu, storage: local, backup-policy: secure, interval-cron: '@yearly', namespaces: []}
 YAML
 start_service "$WORK/c.yml" || exit 1
-
-wait_fulls() { # wait_fulls ROUTINE COUNT
-  for _ in $(seq 1 100); do
-    req GET "/v1/backups/full/$1"
-    [ "$(json_get 'length')" = "$2" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 # ---- the start-up full (no backup yet)
 check "start-up full of r1 listed" wait_fulls r1 1
@@ -90,11 +68,7 @@ for n in 2 3; do
   req POST /v1/backups/full/r1
   expect_status 202 "trigger full $n"
   sleep 0.3
-  for _ in $(seq 1 100); do
-    req GET /v1/backups/currentBackup/r1
-    [ "$(json_get 'has("full")')" = "false" ] && break
-    sleep 0.1
-  done
+  wait_no_running_full r1
 done
 check "retention keeps 2 fulls" wait_fulls r1 2
 check "retention deleted the folder" test "$(ls "$WORK/backups/r1/backup" | wc -l)" = "2"

@@ -6,23 +6,17 @@
 # clean-up of the partial folders an interrupted run left behind, and a routine whose storage
 # cannot be read at start-up: no start-up full until its history could be read.
 source "$(dirname "$0")/lib.sh"
-EMULATOR=$(dirname "$BIN")/tests/emulator/aerospike-emulator
 
-"$EMULATOR" --port 0 --port-file "$WORK/emu.port" --namespace test --generate test:5000:demo:200 \
-  >"$WORK/emulator.log" 2>&1 &
-EMU=$!
+start_emulator EMU --namespace test --generate test:5000:demo:200
 DISK=$WORK/disk
 MOUNTED=""
-teardown() {
-  kill "$EMU" 2>/dev/null
+teardown() { # the service first (the tmpfs cannot be unmounted while it writes there)
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
   PID=""
   [ -n "$MOUNTED" ] && umount "$DISK" 2>/dev/null
   cleanup
 }
 trap teardown EXIT
-for _ in $(seq 1 100); do [ -s "$WORK/emu.port" ] && break; sleep 0.1; done
-EMU_PORT=$(head -1 "$WORK/emu.port")
 
 # ---- the storage: a 4 MiB tmpfs nearly filled, or a 256 KiB file-size limit
 mkdir -p "$DISK"
@@ -78,12 +72,7 @@ check "temporary-only incremental folder deleted" test ! -e "$DISK/backups/r/inc
 check "clean-up logged" grep -q 'deleted partial backup r/backup/1700000000000/' "$WORK/service.log"
 
 # ---- the start-up full runs into the full disk
-failed=""
-for _ in $(seq 1 150); do
-  grep -q 'routine r: full backup failure' "$WORK/service.log" && { failed=1; break; }
-  sleep 0.1
-done
-check "the full backup failed" test -n "$failed"
+check "the full backup failed" wait_log 'routine r: full backup failure'
 line=$(grep 'routine r: full backup failure' "$WORK/service.log" | head -1)
 echo "error: $line"
 check "the error names the cause ($CAUSE)" grep -q "$CAUSE" <<<"$line"
@@ -106,13 +95,7 @@ else
 fi
 req POST /v1/backups/full/r
 expect_status 202 "on-demand full accepted"
-ok=""
-for _ in $(seq 1 150); do
-  req GET /v1/backups/full/r
-  [ "$(json_get 'length')" = "1" ] && { ok=1; break; }
-  sleep 0.1
-done
-check "the next full backup succeeded" test -n "$ok"
+check "the next full backup succeeded" wait_fulls r 1
 check "all records" test "$(json_get '.[0]."record-count"')" = "5000"
 dir=$DISK/backups/$(json_get '.[0].key')
 check "metadata.yaml written" test -s "$dir/metadata.yaml"
@@ -123,12 +106,7 @@ check "start-up check retried later" grep -q 'routine late: start-up full backup
 check "no full started for late while its history is unknown" \
   bash -c "! grep -q 'routine late: start-up full backup started' '$WORK/service.log'"
 rm -f "$WORK/blocked"
-late_ok=""
-for _ in $(seq 1 600); do # retries back off 1, 2, 4, 8, 16 s...
-  req GET /v1/backups/full/late
-  [ "$(json_get 'length')" = "1" ] && { late_ok=1; break; }
-  sleep 0.1
-done
-check "once readable, the missing full runs" test -n "$late_ok"
+# retries back off 1, 2, 4, 8, 16 s...
+check "once readable, the missing full runs" wait_fulls late 1 60
 check "decided by the retried check" grep -q 'routine late: no full backup yet; running one now' "$WORK/service.log"
 finish

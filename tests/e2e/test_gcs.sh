@@ -12,17 +12,7 @@ if [ -z "${GCS_EMULATOR_ENDPOINT:-}" ]; then
   exec bash "$(dirname "$0")/../services/gcs-emulator.sh" bash "$0" "$@"
 fi
 source "$(dirname "$0")/lib.sh"
-EMULATOR=$(dirname "$BIN")/tests/emulator/aerospike-emulator
 
-start_emulator() { # start_emulator NAME ARGS...: sets <NAME>_PORT
-  local name=$1; shift
-  "$EMULATOR" --port 0 --port-file "$WORK/$name.port" "$@" >"$WORK/$name.log" 2>&1 &
-  EMUS+=($!)
-  for _ in $(seq 1 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.1; done
-  printf -v "${name}_PORT" '%s' "$(head -1 "$WORK/$name.port")"
-}
-EMUS=()
-trap 'kill "${EMUS[@]}" 2>/dev/null; cleanup' EXIT
 start_emulator src --namespace test --generate test:3000:demo:150
 start_emulator dst --namespace test
 
@@ -42,13 +32,7 @@ list_objects() {
 }
 
 PREFIX=e2e-$$
-PORT=$(free_port)
-cat >"$WORK/c.yml" <<YAML
-service:
-  http: {address: 127.0.0.1, port: $PORT}
-aerospike-clusters:
-  source: {seed-nodes: [{host-name: 127.0.0.1, port: $src_PORT}]}
-  target: {seed-nodes: [{host-name: 127.0.0.1, port: $dst_PORT}]}
+write_src_dst_config "$WORK/c.yml" <<YAML
 storage:
   gcs:
     gcp-storage:
@@ -64,16 +48,8 @@ YAML
 start_service "$WORK/c.yml" || exit 1
 
 # ---- backup at start-up, listed through the API
-for _ in $(seq 1 300); do
-  req GET /v1/backups/full/r1
-  [ "$(json_get 'length')" = "1" ] && break
-  sleep 0.1
-done
-check "start-up full backup listed ($BODY)" test "$(json_get 'length')" = "1"
-key=$(json_get '.[0].key')
-check "backup key is the namespace folder ($key)" grep -Eq '^r1/backup/[0-9]{13}/data/test$' <<<"$key"
-check "record count" test "$(json_get '.[0]."record-count"')" = "3000"
-check "byte count" test "$(json_get '.[0]."byte-count"')" -gt 0
+expect_startup_full r1 3000
+key=$KEY
 first_ts=$(sed -E 's|^r1/backup/([0-9]{13})/.*|\1|' <<<"$key")
 
 # ---- layout in the bucket
@@ -91,25 +67,13 @@ check "metadata.yaml names the namespace" grep -q '^namespace: test$' "$WORK/met
 check "metadata.yaml has the record count" grep -q '^record-count: 3000$' "$WORK/metadata.yaml"
 
 # ---- restore into the empty target
-wait_restore() { # wait_restore ID: until it leaves "running"
-  for _ in $(seq 1 300); do
-    req GET "/v1/restore/status/$1"
-    [ "$(json_get .status)" != "running" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"gcs\", \"destination-name\": \"target\"}"
-expect_status 202 "restore/full accepted"
-check "restore finished" wait_restore "$BODY"
+restore_and_wait restore/full /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"gcs\", \"destination-name\": \"target\"}"
 check "restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 check "all records inserted" test "$(json_get '."inserted-records"')" = "3000"
 
 # ---- restore by timestamp finds the backup through the gcs listing
 now=$(($(date +%s) * 1000 + 1000))
-req POST /v1/restore/timestamp "{\"routine\": \"r1\", \"time\": $now, \"destination-name\": \"target\"}"
-expect_status 202 "restore/timestamp accepted"
-check "timestamp restore finished" wait_restore "$BODY"
+restore_and_wait restore/timestamp /v1/restore/timestamp "{\"routine\": \"r1\", \"time\": $now, \"destination-name\": \"target\"}"
 check "timestamp restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 
 # ---- a second full; retention (full: 1) deletes the first one's objects

@@ -3,23 +3,10 @@
 # to rack 2 backs up only the partitions of that rack's node, racks 1+2 back up everything,
 # and a rack no node serves fails the job with the rack named.
 source "$(dirname "$0")/lib.sh"
-EMULATOR=$(dirname "$BIN")/tests/emulator/aerospike-emulator
 
-"$EMULATOR" --port 0 --port-file "$WORK/emu.port" --nodes 3 --racks 1,2,1 --namespace test \
-  --generate test:6000:demo:100 >"$WORK/emulator.log" 2>&1 &
-EMU=$!
-trap 'kill $EMU 2>/dev/null; cleanup' EXIT
-for _ in $(seq 1 100); do [ -s "$WORK/emu.port" ] && break; sleep 0.1; done
-EMU_PORT=$(head -1 "$WORK/emu.port")
+start_emulator EMU --nodes 3 --racks 1,2,1 --namespace test --generate test:6000:demo:100
 
-PORT=$(free_port)
-cat >"$WORK/c.yml" <<YAML
-service:
-  http: {address: 127.0.0.1, port: $PORT}
-aerospike-clusters:
-  emu: {seed-nodes: [{host-name: 127.0.0.1, port: $EMU_PORT}]}
-storage:
-  local: {local-storage: {path: $WORK/backups}}
+write_emu_config "$WORK/c.yml" <<YAML
 backup-policies:
   p: {parallel: 2}
 backup-routines:
@@ -30,12 +17,7 @@ YAML
 start_service "$WORK/c.yml" || exit 1
 
 records_of() { # records_of ROUTINE -> record-count of its first full backup, after waiting
-  for _ in $(seq 1 150); do
-    req GET "/v1/backups/full/$1"
-    if [ "$(json_get 'length')" = "1" ]; then json_get '.[0]."record-count"'; return 0; fi
-    sleep 0.1
-  done
-  echo none
+  if wait_fulls "$1" 1; then json_get '.[0]."record-count"'; else echo none; fi
 }
 
 both=$(records_of both)
@@ -43,7 +25,7 @@ rack2=$(records_of rack2)
 check "racks 1+2 back up every record" test "$both" = "6000"
 check "rack 2 backs up a share (one node of three)" test "$rack2" -gt 1000 -a "$rack2" -lt 3000
 check "rack 2 files written" bash -c "ls '$WORK'/backups/rack2/backup/*/data/test/*.asb >/dev/null"
-for _ in $(seq 1 100); do grep -q 'rack 7' "$WORK/service.log" && break; sleep 0.1; done
+wait_log 'rack 7'
 check "unknown rack fails the job naming the rack" grep -q 'rack-list: rack 7 has no node serving namespace test' "$WORK/service.log"
 req GET /v1/backups/full/nowhere
 check "no backup for the unknown rack" test "$(json_get 'length')" = "0"

@@ -3,27 +3,11 @@
 # second emulator with /v1/restore/full, then again with /v1/restore/timestamp; job status,
 # listing with filters, cancel of an unknown job, and request validation.
 source "$(dirname "$0")/lib.sh"
-EMULATOR=$(dirname "$BIN")/tests/emulator/aerospike-emulator
 
-start_emulator() { # start_emulator NAME ARGS...: sets <NAME>_PORT
-  local name=$1; shift
-  "$EMULATOR" --port 0 --port-file "$WORK/$name.port" "$@" >"$WORK/$name.log" 2>&1 &
-  EMUS+=($!)
-  for _ in $(seq 1 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.1; done
-  printf -v "${name}_PORT" '%s' "$(head -1 "$WORK/$name.port")"
-}
-EMUS=()
-trap 'kill "${EMUS[@]}" 2>/dev/null; cleanup' EXIT
 start_emulator src --namespace test --generate test:3000:demo:150
 start_emulator dst --namespace test
 
-PORT=$(free_port)
-cat >"$WORK/c.yml" <<YAML
-service:
-  http: {address: 127.0.0.1, port: $PORT}
-aerospike-clusters:
-  source: {seed-nodes: [{host-name: 127.0.0.1, port: $src_PORT}]}
-  target: {seed-nodes: [{host-name: 127.0.0.1, port: $dst_PORT}]}
+write_src_dst_config "$WORK/c.yml" <<YAML
 storage:
   local: {local-storage: {path: $WORK/backups}}
 backup-policies:
@@ -32,29 +16,12 @@ backup-routines:
   r1: {source-cluster: source, storage: local, backup-policy: p, interval-cron: '@yearly', namespaces: [test]}
 YAML
 start_service "$WORK/c.yml" || exit 1
-for _ in $(seq 1 100); do
-  req GET /v1/backups/full/r1
-  [ "$(json_get 'length')" = "1" ] && break
-  sleep 0.1
-done
-check "start-up full done" test "$(json_get 'length')" = "1"
-key=$(json_get '.[0].key')
-
-wait_restore() { # wait_restore ID: until it leaves "running"
-  for _ in $(seq 1 200); do
-    req GET "/v1/restore/status/$1"
-    [ "$(json_get .status)" != "running" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+expect_startup_full r1 3000
+key=$KEY
 
 # ---- full restore into the empty target
-req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"local\", \"destination-name\": \"target\"}"
-expect_status 202 "restore/full accepted"
-id=$BODY
-check "job id is a bare number" grep -Eq '^[0-9]+$' <<<"$id"
-check "full restore finished" wait_restore "$id"
+restore_and_wait "full restore" /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"local\", \"destination-name\": \"target\"}"
+check "job id is a bare number" grep -Eq '^[0-9]+$' <<<"$RESTORE_ID"
 check "full restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 check "all records inserted" test "$(json_get '."inserted-records"')" = "3000"
 check "read = inserted" test "$(json_get '."read-records"')" = "3000"
@@ -62,21 +29,14 @@ check "bytes counted" test "$(json_get '."total-bytes"')" -gt 0
 
 # ---- point in time into the same target: every record already there with the same generation
 now=$(($(date +%s) * 1000 + 1000))
-req POST /v1/restore/timestamp "{\"routine\": \"r1\", \"time\": $now, \"destination-name\": \"target\", \"policy\": {\"parallel\": 2}}"
-expect_status 202 "restore/timestamp accepted"
-id2=$BODY
-check "timestamp restore finished" wait_restore "$id2"
+restore_and_wait "timestamp restore" /v1/restore/timestamp "{\"routine\": \"r1\", \"time\": $now, \"destination-name\": \"target\", \"policy\": {\"parallel\": 2}}"
 check "timestamp restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 check "nothing newer written again" test "$(json_get '."fresher-records"')" = "3000"
 
 # ---- older request spellings: storage-name, and an inline source with the legacy `type`
-req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"storage-name\": \"local\", \"destination-name\": \"target\", \"policy\": {\"unique\": true}}"
-expect_status 202 "storage-name alias"
-check "alias restore finished" wait_restore "$BODY"
+restore_and_wait "storage-name alias restore" /v1/restore/full "{\"backup-data-path\": \"$key\", \"storage-name\": \"local\", \"destination-name\": \"target\", \"policy\": {\"unique\": true}}"
 check "unique: every record existed" test "$(json_get '."existed-records"')" = "3000"
-req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"source\": {\"type\": 0, \"local-storage\": {\"path\": \"$WORK/backups\"}}, \"destination-name\": \"target\"}"
-expect_status 202 "inline source with legacy type"
-check "inline source restore finished" wait_restore "$BODY"
+restore_and_wait "inline source (legacy type) restore" /v1/restore/full "{\"backup-data-path\": \"$key\", \"source\": {\"type\": 0, \"local-storage\": {\"path\": \"$WORK/backups\"}}, \"destination-name\": \"target\"}"
 check "inline source restore succeeded" test "$(json_get .status)" = "success"
 
 # ---- listing and filters
@@ -107,9 +67,7 @@ req POST /v1/restore/cancel/12345
 expect_status 404 "cancel unknown job"
 
 # ---- a restore that cannot succeed reports failure with the reason
-req POST /v1/restore/full "{\"backup-data-path\": \"r1/backup/1/data/test\", \"source-name\": \"local\", \"destination-name\": \"target\"}"
-expect_status 202 "restore of a missing folder accepted"
-check "missing folder restore ends" wait_restore "$BODY"
+restore_and_wait "restore of a missing folder" /v1/restore/full "{\"backup-data-path\": \"r1/backup/1/data/test\", \"source-name\": \"local\", \"destination-name\": \"target\"}"
 check "missing folder fails" test "$(json_get .status)" = "failure"
 check "failure has an error" test "$(json_get '.error | length')" -gt 0
 

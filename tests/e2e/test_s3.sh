@@ -11,17 +11,7 @@ if [ -z "${S3_ENDPOINT:-}" ]; then
   exec bash "$here/../services/s3rver.sh" bash "$0" "$@"
 fi
 source "$here/lib.sh"
-EMULATOR=$(dirname "$BIN")/tests/emulator/aerospike-emulator
 
-start_emulator() { # start_emulator NAME ARGS...: sets <NAME>_PORT
-  local name=$1; shift
-  "$EMULATOR" --port 0 --port-file "$WORK/$name.port" "$@" >"$WORK/$name.log" 2>&1 &
-  EMUS+=($!)
-  for _ in $(seq 1 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.1; done
-  printf -v "${name}_PORT" '%s' "$(head -1 "$WORK/$name.port")"
-}
-EMUS=()
-trap 'kill "${EMUS[@]}" 2>/dev/null; cleanup' EXIT
 start_emulator src --namespace test --generate test:2000:demo:200
 start_emulator dst --namespace test
 
@@ -83,20 +73,9 @@ s3-storage:
 YAML
 start_service "$WORK/remote.yml" -r || exit 1
 
-wait_fulls() { # wait_fulls ROUTINE N
-  for _ in $(seq 1 200); do
-    req GET "/v1/backups/full/$1"
-    [ "$(json_get 'length')" = "$2" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # ---- start-up full backup into the bucket, listed through the API
-check "start-up full listed" wait_fulls r1 1
-key=$(json_get '.[0].key')
-check "backup key is the namespace folder" grep -Eq '^r1/backup/[0-9]{13}/data/test$' <<<"$key"
-check "record count" test "$(json_get '.[0]."record-count"')" = "2000"
+expect_startup_full r1 2000
+key=$KEY
 req GET /v1/backups/full
 check "all-routines listing has r1" test "$(json_get '.r1 | length')" = "1"
 objs=$(keys backups/abs/)
@@ -107,18 +86,7 @@ check "metadata.yaml content" grep -q '^record-count: 2000$' <<<"$meta"
 check "no temp objects" test -z "$(grep -E '/\.' <<<"$objs")"
 
 # ---- restore from S3 into the empty target
-wait_restore() { # wait_restore ID: until it leaves "running"
-  for _ in $(seq 1 300); do
-    req GET "/v1/restore/status/$1"
-    [ "$(json_get .status)" != "running" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"s3store\", \"destination-name\": \"target\"}"
-expect_status 202 "restore/full from s3 accepted"
-id=$BODY
-check "restore finished" wait_restore "$id"
+restore_and_wait "restore/full from s3" /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"s3store\", \"destination-name\": \"target\"}"
 check "restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 check "all records inserted" test "$(json_get '."inserted-records"')" = "2000"
 
@@ -127,11 +95,7 @@ for n in 2 3; do
   sleep 1.1 # distinct millisecond folders, and a running backup is not restarted
   req POST /v1/backups/full/r1
   expect_status 202 "trigger full $n"
-  for _ in $(seq 1 200); do
-    req GET /v1/backups/currentBackup/r1
-    [ "$(json_get 'has("full")')" = "false" ] && break
-    sleep 0.1
-  done
+  wait_no_running_full r1
 done
 check "retention keeps 2 fulls" wait_fulls r1 2
 folders=$(keys backups/abs/r1/backup/ | cut -d/ -f5 | sort -u)
@@ -149,10 +113,7 @@ req GET /v1/config/policies/p2
 expect_status 200 "new policy served"
 
 # ---- a routine whose bucket does not exist: a clear failure, the service keeps running
-for _ in $(seq 1 100); do
-  grep -q 'bucket no-such-bucket does not exist' "$WORK/service.log" && break
-  sleep 0.1
-done
+wait_log 'bucket no-such-bucket does not exist'
 check "missing bucket named in the log" grep -q 'bucket no-such-bucket does not exist' "$WORK/service.log"
 req POST /v1/backups/full/bad
 expect_status 202 "on-demand full of the bad routine accepted"

@@ -5,20 +5,9 @@
 # overlaps another full of the routine (skipped and counted), an incremental is skipped while a
 # backup of the routine runs unless `concurrent-incremental`, and no incremental runs before a full.
 source "$(dirname "$0")/lib.sh"
-EMULATOR=$(dirname "$BIN")/tests/emulator/aerospike-emulator
-"$EMULATOR" --port 0 --port-file "$WORK/emu.port" --namespace test --generate test:200 >"$WORK/emu.log" 2>&1 &
-EMU=$!
-trap 'kill $EMU 2>/dev/null; cleanup' EXIT
-for _ in $(seq 1 100); do [ -s "$WORK/emu.port" ] && break; sleep 0.1; done
+start_emulator EMU --namespace test --generate test:200
 
-PORT=$(free_port)
-cat >"$WORK/c.yml" <<YAML
-service:
-  http: {address: 127.0.0.1, port: $PORT}
-aerospike-clusters:
-  emu: {seed-nodes: [{host-name: 127.0.0.1, port: $(head -1 "$WORK/emu.port")}]}
-storage:
-  local: {local-storage: {path: $WORK/backups}}
+write_emu_config "$WORK/c.yml" <<YAML
 backup-routines:
   tick:
     source-cluster: emu
@@ -57,11 +46,7 @@ stop_service
 
 # ---- run/skip rules: every scan of this emulator answers after 6 s (jobs overlap even on a
 # slow, shared machine)
-"$EMULATOR" --port 0 --port-file "$WORK/emu2.port" --namespace test --generate test:200 \
-  --fault-delay-ms 6000 >"$WORK/emu2.log" 2>&1 &
-EMU2=$!
-trap 'kill $EMU $EMU2 2>/dev/null; cleanup' EXIT
-for _ in $(seq 1 100); do [ -s "$WORK/emu2.port" ] && break; sleep 0.1; done
+start_emulator EMU2 --namespace test --generate test:200 --fault-delay-ms 6000
 PORT=$(free_port)
 : >"$WORK/service.log"
 cat >"$WORK/rules.yml" <<YAML
@@ -69,7 +54,7 @@ service:
   http: {address: 127.0.0.1, port: $PORT}
   logger: {level: DEBUG, stdout-writer: true}
 aerospike-clusters:
-  slow: {seed-nodes: [{host-name: 127.0.0.1, port: $(head -1 "$WORK/emu2.port")}]}
+  slow: {seed-nodes: [{host-name: 127.0.0.1, port: $EMU2_PORT}]}
 storage:
   local: {local-storage: {path: $WORK/backups2}}
 backup-policies:

@@ -5,34 +5,22 @@
 # Faults: unknown key, agent down. No secret value may appear in the service log or in any API
 # reply.
 source "$(dirname "$0")/lib.sh"
-BUILD=$(dirname "$BIN")
-EMULATOR=$BUILD/tests/emulator/aerospike-emulator
-AGENT=$BUILD/tests/secret_agent/secret-agent
+AGENT=$(dirname "$BIN")/tests/secret_agent/secret-agent
 DATA=$(cd "$(dirname "$0")/../data" && pwd)
 KEY_PEM=$DATA/asb/e-backup-aes256/key.pem
 CLUSTER_PW='Cl-pw-9f8e7d6c5b4a'
 # a line from the middle of the key: it must never show up anywhere
 KEY_LINE=$(sed -n 5p "$KEY_PEM")
 
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null; cleanup' EXIT
-
-start_emulator() { # start_emulator NAME ARGS...: sets <NAME>_PORT
-  local name=$1; shift
-  "$EMULATOR" --port 0 --port-file "$WORK/$name.port" "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.1; done
-  printf -v "${name}_PORT" '%s' "$(head -1 "$WORK/$name.port")"
-}
-
 # the agent's table: the key as PEM text, the cluster password
 jq -n --rawfile pem "$KEY_PEM" --arg pw "$CLUSTER_PW" \
   '{keys: {aes: $pem}, vault: {cluster: $pw, wrong: "not-the-password"}}' >"$WORK/secrets.json"
 
-start_agent() { # start_agent NAME ARGS...: sets <NAME>_PORT for TCP agents
+start_agent() { # start_agent NAME ARGS...: sets <NAME>_PID, and <NAME>_PORT for TCP agents
   local name=$1; shift
   "$AGENT" --secrets "$WORK/secrets.json" "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
+  BG_PIDS+=($!) # killed at exit by lib.sh's cleanup
+  printf -v "${name}_PID" '%s' "$!"
   for _ in $(seq 1 100); do grep -q listening "$WORK/$name.log" 2>/dev/null && break; sleep 0.1; done
   [ -s "$WORK/$name.port" ] && printf -v "${name}_PORT" '%s' "$(head -1 "$WORK/$name.port")"
   return 0
@@ -78,11 +66,7 @@ YAML
 start_service "$WORK/c.yml" || exit 1
 
 # ---- the start-up full backup: password and key from the agent
-for _ in $(seq 1 100); do
-  req GET /v1/backups/full/r1
-  [ "$(json_get 'length')" = "1" ] && break
-  sleep 0.1
-done
+wait_fulls r1 1
 check "encrypted full backup done ($(tail -3 "$WORK/service.log"))" test "$(json_get 'length')" = "1"
 check "listed as AES256" test "$(json_get '.[0].encryption')" = "AES256"
 key=$(json_get '.[0].key')
@@ -92,32 +76,18 @@ first=$(find "$WORK/backups/$key" -name '*.asb' | head -1)
 check "data file written" test -n "$first"
 check "data file is encrypted" bash -c "! head -c 7 '$first' | grep -q Version"
 # the password really is the agent's: another value from the agent is refused by the cluster
-for _ in $(seq 1 100); do
-  grep -q "resource=vault key=wrong found" "$WORK/tcpagent.log" && grep -q "routine r2" "$WORK/service.log" && break
-  sleep 0.1
-done
+wait_log "resource=vault key=wrong found" "$WORK/tcpagent.log" && wait_log "routine r2"
 req GET /v1/backups/full/r2
 check "a wrong password from the agent: no backup" test "$(json_get 'length')" = "0"
 check "a wrong password from the agent: login refused" grep -Eqi "routine r2.*(auth|password|login|credential)" "$WORK/service.log"
 
-wait_restore() { # wait_restore ID: until it leaves "running"
-  for _ in $(seq 1 200); do
-    req GET "/v1/restore/status/$1"
-    [ "$(json_get .status)" != "running" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 REPLIES=""
 record() { REPLIES+="$BODY"$'\n'; }
 
 # ---- restore with the request's agent (inline, Unix socket) for the key
-req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"local\", \"destination-name\": \"target\",
+restore_and_wait "restore with an inline agent" /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"local\", \"destination-name\": \"target\",
   \"secret-agent\": {\"connection-type\": \"unix\", \"address\": \"$WORK/agent.sock\"},
   \"policy\": {\"encryption\": {\"mode\": \"AES256\", \"key-secret\": \"secrets:keys:aes\"}}}"
-expect_status 202 "restore with an inline agent accepted"
-id=$BODY
-check "restore finished" wait_restore "$id"
 record
 check "restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 check "all records inserted" test "$(json_get '."inserted-records"')" = "500"
@@ -125,33 +95,25 @@ check "the unix agent served the key" grep -q "resource=keys key=aes found" "$WO
 
 # ---- timestamp restore with a configured TLS agent (secret-agent-name)
 now=$(($(date +%s) * 1000 + 1000))
-req POST /v1/restore/timestamp "{\"routine\": \"r1\", \"time\": $now, \"destination-name\": \"target\",
+restore_and_wait "timestamp restore with a TLS agent" /v1/restore/timestamp "{\"routine\": \"r1\", \"time\": $now, \"destination-name\": \"target\",
   \"secret-agent-name\": \"sa-tls\",
   \"policy\": {\"encryption\": {\"mode\": \"AES256\", \"key-secret\": \"secrets:keys:aes\"}}}"
-expect_status 202 "timestamp restore with a TLS agent accepted"
-id=$BODY
-check "timestamp restore finished" wait_restore "$id"
 record
 check "timestamp restore succeeded ($BODY)" test "$(json_get .status)" = "success"
 check "records already there" test "$(json_get '."fresher-records"')" = "500"
 check "the TLS agent served the key" grep -q "resource=keys key=aes found" "$WORK/tlsagent.log"
 
 # ---- faults: an unknown key, no agent, an agent name that is not configured
-req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"local\", \"destination-name\": \"target\",
+restore_and_wait "restore with an unknown key" /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"local\", \"destination-name\": \"target\",
   \"secret-agent-name\": \"sa\", \"policy\": {\"encryption\": {\"mode\": \"AES256\", \"key-secret\": \"secrets:keys:nope\"}}}"
-expect_status 202 "restore with an unknown key accepted"
-id=$BODY
-check "unknown-key restore finished" wait_restore "$id"
 record
 check "unknown key fails" test "$(json_get .status)" = "failure"
 expect_body_contains "resource keys key nope" "error names the key"
 expect_body_contains "secret not found" "error carries the agent's answer"
 expect_body_contains "127.0.0.1:$tcpagent_PORT" "error names the agent"
 
-req POST /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"local\", \"destination-name\": \"target\",
+restore_and_wait "restore without an agent" /v1/restore/full "{\"backup-data-path\": \"$key\", \"source-name\": \"local\", \"destination-name\": \"target\",
   \"policy\": {\"encryption\": {\"mode\": \"AES256\", \"key-secret\": \"secrets:keys:aes\"}}}"
-id=$BODY
-check "no-agent restore finished" wait_restore "$id"
 record
 check "no agent fails" test "$(json_get .status)" = "failure"
 expect_body_contains "no secret agent" "error says there is no agent"
@@ -167,14 +129,11 @@ record
 expect_status 400 "secret-agent and secret-agent-name together rejected"
 
 # ---- the agent goes away: the next backup fails with a clear error
-kill "${PIDS[2]}" 2>/dev/null  # tcpagent
-wait "${PIDS[2]}" 2>/dev/null
+kill "$tcpagent_PID" 2>/dev/null
+wait "$tcpagent_PID" 2>/dev/null
 req POST /v1/backups/full/r1
 expect_status 202 "on-demand backup accepted"
-for _ in $(seq 1 100); do
-  grep -q "127.0.0.1:$tcpagent_PORT: connect" "$WORK/service.log" && break
-  sleep 0.1
-done
+wait_log "127.0.0.1:$tcpagent_PORT: connect"
 check "agent down: the error names the field, the agent and the key" \
   grep -q "cluster source credentials.password: resource vault key cluster: secret agent 127.0.0.1:$tcpagent_PORT: connect" "$WORK/service.log"
 

@@ -20,17 +20,8 @@ if [ "${1:-}" = "--oauth" ]; then oauth=1; shift; fi
 tool_dir=$(bash "$repo/scripts/deps.d/azurite.sh") || { echo "azurite.sh: azurite unavailable" >&2; exit 1; }
 azurite=$tool_dir/node_modules/.bin/azurite-blob
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-work=$(mktemp -d /tmp/azurite.XXXXXX)
-pid=""
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+SERVICE_NAME=azurite.sh
+source "$here/lib.sh"
 
 scheme=http
 tls_args=()
@@ -43,29 +34,11 @@ if [ "$oauth" = 1 ]; then
   export AZURITE_CA=$work/cert.pem AZURITE_OAUTH=1
 fi
 
-start() {
-  port=$(free_port)
-  (cd "$work" && exec "$azurite" --blobHost 127.0.0.1 --blobPort "$port" --inMemoryPersistence --disableTelemetry \
-    --skipApiVersionCheck --silent "${tls_args[@]}") >"$work/azurite.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
+launch() { # launch PORT
+  cd "$work" && exec "$azurite" --blobHost 127.0.0.1 --blobPort "$1" --inMemoryPersistence --disableTelemetry \
+    --skipApiVersionCheck --silent "${tls_args[@]}"
 }
-
-started=0
-for _ in 1 2 3; do # a port taken between the probe and the bind: try another
-  if start; then started=1; break; fi
-  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""
-done
-if [ "$started" != 1 ]; then
-  echo "azurite.sh: azurite did not start" >&2
-  cat "$work/azurite.log" >&2 || true
-  exit 1
-fi
+start_on_free_port azurite "$work/azurite.log" 150 tcp_listening
 
 export AZURITE_ACCOUNT=devstoreaccount1
 export AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
@@ -73,6 +46,4 @@ export AZURITE_ENDPOINT=$scheme://127.0.0.1:$port/$AZURITE_ACCOUNT
 export AZURITE_CONTAINER=abs-test
 python3 "$here/azure_container.py" create "$AZURITE_ENDPOINT" "$AZURITE_CONTAINER"
 
-status=0
-"$@" || status=$?
-exit "$status"
+run_command "$work/azurite.log" "" "$@"

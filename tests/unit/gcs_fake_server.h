@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loopback.h"
 #define FAKE_MAX_OBJ 32
 #define FAKE_MAX_SESS 16
 #define FAKE_MAX_LOG 256
@@ -550,13 +551,9 @@ static int fake_start(struct fake_gcs *f)
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->lock, NULL);
     f->next_gen = 1000;
-    f->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (f->fd < 0 || bind(f->fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(f->fd, 16) != 0)
+    f->fd = loopback_listen(16, &f->port);
+    if (f->fd < 0)
         return -1;
-    socklen_t len = sizeof a;
-    getsockname(f->fd, (struct sockaddr *)&a, &len);
-    f->port = ntohs(a.sin_port);
     return pthread_create(&f->thread, NULL, fake_main, f);
 }
 

@@ -65,6 +65,7 @@
 #include <cmocka.h>
 
 #include "io/io.h"
+#include "storage/cloud_http.h"
 #include "storage/storage.h"
 
 #define SC_UNUSED __attribute__((unused))
@@ -135,6 +136,40 @@ static SC_UNUSED void sc_pattern(unsigned char *p, size_t n, unsigned seed)
 {
     for (size_t i = 0; i < n; i++)
         p[i] = (unsigned char)((i * 31 + seed * 7 + (i >> 8)) & 0xff);
+}
+
+/* A quick retry policy for tests against fakes and emulators: 2 retries, 2 s to connect, the
+ * given first backoff and per-attempt timeout; a backoff cap of 0 keeps the default. */
+static SC_UNUSED struct cloud_retry sc_short_retry(int64_t base_delay_ms, int64_t max_delay_ms,
+                                                   int64_t timeout_ms)
+{
+    struct cloud_retry r;
+    cloud_retry_default(&r);
+    r.max_retries = 2;
+    r.base_delay_ms = base_delay_ms;
+    if (max_delay_ms)
+        r.max_delay_ms = max_delay_ms;
+    r.timeout_ms = timeout_ms;
+    r.connect_timeout_ms = 2000;
+    return r;
+}
+
+/* A backend's cleanup: deletes every object and prefix the test left under the store's root. */
+static SC_UNUSED void sc_cleanup_delete_all(void *ctx, struct stor *s)
+{
+    (void)ctx;
+    struct stor_list_opts o = {.delimiter = true};
+    struct stor_page p;
+    struct err e = {0};
+    if (stor_list_page(s, &o, NULL, &p, &e) == 0) {
+        for (size_t i = 0; i < p.n; i++) {
+            if (p.entries[i].is_prefix)
+                stor_delete_prefix(s, p.entries[i].key, &e);
+            else
+                stor_delete(s, p.entries[i].key, &e);
+        }
+    }
+    stor_page_free(&p);
 }
 
 static SC_UNUSED void sc_put_str(struct stor *s, const char *key, const char *text)

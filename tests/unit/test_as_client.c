@@ -33,80 +33,10 @@
 #include "aerospike/as_scan.h"
 #include "aerospike/as_write.h"
 
-/* ---- capture loading ------------------------------------------------------------------- */
+#include "wire_capture.h"
+#include "loopback.h"
 
-struct cap_msg {
-    int conn;
-    int c2s;
-    int type;
-    char scenario[64];
-    uint8_t *bytes;
-    size_t len;
-};
-
-struct capture {
-    struct cap_msg *m;
-    size_t n;
-};
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static uint8_t *unhex(const char *s, size_t *len)
-{
-    size_t n = strlen(s) / 2;
-    uint8_t *b = malloc(n ? n : 1);
-    assert_non_null(b);
-    for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        assert_true(hi >= 0 && lo >= 0);
-        b[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *len = n;
-    return b;
-}
-
-static void capture_load(struct capture *c, const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/wire/%s", TEST_DATA_DIR, name);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    c->m = NULL;
-    c->n = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
-        assert_non_null(j);
-        c->m = realloc(c->m, (c->n + 1) * sizeof *c->m);
-        assert_non_null(c->m);
-        struct cap_msg *m = &c->m[c->n++];
-        m->conn = (int)json_integer_value(json_object_get(j, "conn"));
-        m->c2s = strcmp(json_string_value(json_object_get(j, "dir")), "c2s") == 0;
-        m->type = (int)json_integer_value(json_object_get(j, "type"));
-        const char *sc = json_string_value(json_object_get(j, "scenario"));
-        snprintf(m->scenario, sizeof m->scenario, "%s", sc ? sc : "");
-        m->bytes = unhex(json_string_value(json_object_get(j, "hex")), &m->len);
-        json_decref(j);
-    }
-    free(line);
-    fclose(f);
-    assert_true(c->n > 0);
-}
-
-static void capture_free(struct capture *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        free(c->m[i].bytes);
-    free(c->m);
-}
+/* ---- captures ------------------------------------------------------------------------------ */
 
 /* Value of an info command in the first captured reply that answers it. */
 static bool cap_info(const struct capture *c, const char *cmd, const char **v, size_t *len)
@@ -1229,13 +1159,8 @@ static struct as_cluster *replay_start(struct replay *r, const struct cap_msg *c
     memset(r, 0, sizeof *r);
     r->msgs = msgs;
     r->n_msgs = n;
-    r->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    assert_int_equal(bind(r->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(r->lfd, 16), 0);
-    socklen_t sl = sizeof a;
-    getsockname(r->lfd, (struct sockaddr *)&a, &sl);
-    r->port = ntohs(a.sin_port);
+    r->lfd = loopback_listen(16, &r->port);
+    assert_true(r->lfd >= 0);
     pthread_create(&r->th, NULL, replay_accept, r);
     struct as_host h = { .name = "127.0.0.1", .port = (uint16_t)r->port };
     struct as_cluster_config cfg = { .seeds = &h, .n_seeds = 1 };
@@ -1250,11 +1175,7 @@ static void replay_stop(struct replay *r, struct as_cluster *c)
 {
     as_cluster_free(c); /* closes the client side: the serving threads end */
     atomic_store(&r->stop, true);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    connect(fd, (struct sockaddr *)&a, sizeof a);
-    close(fd);
+    loopback_poke(r->port); /* wakes the accept */
     pthread_join(r->th, NULL);
     close(r->lfd);
     usleep(20000);

@@ -41,121 +41,30 @@
 #include "aerospike/as_write.h"
 #include "version.h"
 
+#include "emu_launch.h"
+
 #define N_RECORDS 2000
 
-static pid_t g_emu = -1;
-static int g_ports[2];
-static char g_port_file[128];
+static struct emu_proc g_emu = { .pid = -1 };
 static struct as_cluster *g_cluster;
 
 /* ---- emulator process -------------------------------------------------------------------- */
 
-static bool find_emulator(char *out, size_t cap)
-{
-    const char *env = getenv("ABS_EMULATOR");
-    if (env && *env) {
-        snprintf(out, cap, "%s", env);
-        return access(out, X_OK) == 0;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return false;
-    self[n] = 0;
-    snprintf(out, cap, "%s/emulator/aerospike-emulator", dirname(self));
-    return access(out, X_OK) == 0;
-}
-
 /* Another emulator for one test: `nodes` nodes plus extra arguments; 0 or -1. */
-struct emu2 {
-    pid_t pid;
-    int ports[3];
+static int start_emu2(struct emu_proc *em, const char *nodes, const char *a1, const char *a2)
+{
     char port_file[128];
-};
-
-static int start_emu2(struct emu2 *em, const char *nodes, const char *a1, const char *a2)
-{
-    char bin[PATH_MAX];
-    if (!find_emulator(bin, sizeof bin))
-        return -1;
-    snprintf(em->port_file, sizeof em->port_file, "/tmp/as-live2-%d.ports", (int)getpid());
-    unlink(em->port_file);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, 1);
-        execl(bin, bin, "--port", "0", "--nodes", nodes, "--port-file", em->port_file, a1, a2,
-              (char *)NULL);
-        _exit(127);
-    }
-    em->pid = pid;
-    int want = atoi(nodes);
-    for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(em->port_file, "r");
-        if (f) {
-            int k = fscanf(f, "%d %d %d", &em->ports[0], &em->ports[1], &em->ports[2]);
-            fclose(f);
-            if (k == want)
-                return 0;
-        }
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
-    return -1;
-}
-
-static void stop_emu2(struct emu2 *em)
-{
-    if (em->pid > 0) {
-        kill(em->pid, SIGTERM);
-        int st;
-        waitpid(em->pid, &st, 0);
-        em->pid = -1;
-    }
-    unlink(em->port_file);
+    snprintf(port_file, sizeof port_file, "/tmp/as-live2-%d.ports", (int)getpid());
+    const char *args[] = { "--nodes", nodes, a1, a2, NULL };
+    return emu_proc_start(em, port_file, atoi(nodes), args);
 }
 
 static int start_emulator(void)
 {
-    char bin[PATH_MAX];
-    if (!find_emulator(bin, sizeof bin))
-        return -1;
-    snprintf(g_port_file, sizeof g_port_file, "/tmp/as-live-%d.ports", (int)getpid());
-    unlink(g_port_file);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a crashed test */
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, 1);
-        execl(bin, bin, "--port", "0", "--nodes", "2", "--namespace", "test", "--namespace", "bar:2",
-              "--port-file", g_port_file, (char *)NULL);
-        _exit(127);
-    }
-    g_emu = pid;
-    for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(g_port_file, "r");
-        if (f) {
-            int k = fscanf(f, "%d %d", &g_ports[0], &g_ports[1]);
-            fclose(f);
-            if (k == 2)
-                return 0;
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            g_emu = -1;
-            return -1;
-        }
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
-    return -1;
+    char port_file[128];
+    snprintf(port_file, sizeof port_file, "/tmp/as-live-%d.ports", (int)getpid());
+    const char *args[] = { "--nodes", "2", "--namespace", "test", "--namespace", "bar:2", NULL };
+    return emu_proc_start(&g_emu, port_file, 2, args);
 }
 
 static int group_setup(void **state)
@@ -163,39 +72,17 @@ static int group_setup(void **state)
     (void)state;
     if (start_emulator() != 0)
         return 0; /* tests skip */
-    struct as_host h = { .name = "127.0.0.1", .port = (uint16_t)g_ports[0] };
-    struct as_cluster_config cfg = { .seeds = &h, .n_seeds = 1, .tend_interval_ms = 200,
-                                     .connect_timeout_ms = 2000 };
-    struct err e;
-    if (as_cluster_new(&cfg, &g_cluster, &e) != 0) {
-        fprintf(stderr, "cluster: %s\n", e.msg);
-        return -1;
-    }
-    return 0;
+    return emu_cluster_new(g_emu.ports[0], &g_cluster);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    as_cluster_free(g_cluster);
-    g_cluster = NULL;
-    if (g_emu > 0) {
-        kill(g_emu, SIGTERM);
-        int st;
-        waitpid(g_emu, &st, 0);
-        g_emu = -1;
-    }
-    unlink(g_port_file);
+    emu_cluster_close(&g_cluster, &g_emu);
     return 0;
 }
 
-#define NEED_EMULATOR()                                                 \
-    do {                                                                \
-        if (!g_cluster) {                                               \
-            fprintf(stderr, "aerospike-emulator not built: skipped\n"); \
-            skip();                                                     \
-        }                                                               \
-    } while (0)
+#define NEED_EMULATOR() EMU_SKIP_WITHOUT(g_cluster)
 
 /* Runs an info command on the first node and returns its value (static buffer). */
 static const char *info1(const char *cmd)
@@ -839,7 +726,7 @@ static void test_live_services_alternate(void **state)
 {
     (void)state;
     NEED_EMULATOR();
-    struct emu2 em;
+    struct emu_proc em;
     assert_int_equal(start_emu2(&em, "2", "--alt-host", "localhost"), 0);
     struct as_host h = { .name = "127.0.0.1", .port = (uint16_t)em.ports[0] };
     struct as_cluster_config cfg = { .seeds = &h, .n_seeds = 1, .connect_timeout_ms = 2000,
@@ -866,7 +753,7 @@ static void test_live_services_alternate(void **state)
     assert_string_equal(as_node_address(n2), want);
     as_node_release(n2);
     as_cluster_free(c);
-    stop_emu2(&em);
+    emu_proc_stop(&em);
 }
 
 #define GEN_RECORDS 6000
@@ -938,7 +825,7 @@ static void test_live_node_leaves_mid_scan(void **state)
 {
     (void)state;
     NEED_EMULATOR();
-    struct emu2 em;
+    struct emu_proc em;
     char gen[32];
     snprintf(gen, sizeof gen, "test:%d", GEN_RECORDS);
     assert_int_equal(start_emu2(&em, "3", "--generate", gen), 0);
@@ -1014,7 +901,7 @@ static void test_live_node_leaves_mid_scan(void **state)
     free(s);
     as_cluster_unhold(c);
     as_cluster_free(c);
-    stop_emu2(&em);
+    emu_proc_stop(&em);
 }
 
 /* The client's start-up tend on a single node sends what C client 7.3.0 sent in the capture
@@ -1051,7 +938,7 @@ static void test_live_tend_requests_as_captured(void **state)
     fclose(f);
     assert_int_equal(n_want, 5);
 
-    struct emu2 em;
+    struct emu_proc em;
     assert_int_equal(start_emu2(&em, "1", "--namespace", "test"), 0);
     struct as_host h = { .name = "127.0.0.1", .port = (uint16_t)em.ports[0] };
     struct as_cluster_config cfg = { .seeds = &h, .n_seeds = 1, .connect_timeout_ms = 2000 };
@@ -1073,7 +960,7 @@ static void test_live_tend_requests_as_captured(void **state)
     char *log = strndup(v, vl);
     as_buf_free(&reply);
     as_conn_close(&conn);
-    stop_emu2(&em);
+    emu_proc_stop(&em);
 
     /* the first connection's requests */
     char got[8][256];

@@ -39,6 +39,8 @@
 #include "aerospike/as_cluster.h"
 #include "aerospike/as_info.h"
 
+#include "emu_launch.h"
+
 static char g_bin[PATH_MAX];
 static char g_dir[128];
 static bool g_ready;
@@ -46,27 +48,10 @@ static bool g_ready;
 /* ---- emulator process ------------------------------------------------------------------------ */
 
 struct emu {
-    pid_t pid;
+    struct emu_proc proc;
     int ports[2];
     int tls_ports[2];
-    char port_file[PATH_MAX];
 };
-
-static bool find_emulator(char *out, size_t cap)
-{
-    const char *env = getenv("ABS_EMULATOR");
-    if (env && *env) {
-        snprintf(out, cap, "%s", env);
-        return access(out, X_OK) == 0;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return false;
-    self[n] = 0;
-    snprintf(out, cap, "%s/emulator/aerospike-emulator", dirname(self));
-    return access(out, X_OK) == 0;
-}
 
 static const char *path(const char *name)
 {
@@ -82,59 +67,33 @@ static void emu_start(struct emu *e, bool tls, ...)
 {
     static int seq;
     memset(e, 0, sizeof *e);
-    snprintf(e->port_file, sizeof e->port_file, "%s/ports-%d", g_dir, seq++);
-    const char *argv[48];
+    snprintf(e->proc.port_file, sizeof e->proc.port_file, "%s/ports-%d", g_dir, seq++);
+    const char *args[EMU_MAX_ARGS + 1];
     int n = 0;
-    argv[n++] = g_bin;
-    argv[n++] = "--port";
-    argv[n++] = "0";
-    argv[n++] = "--nodes";
-    argv[n++] = "2";
-    argv[n++] = "--port-file";
-    argv[n++] = e->port_file;
+    args[n++] = "--nodes";
+    args[n++] = "2";
     va_list ap;
     va_start(ap, tls);
     const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 46)
-        argv[n++] = a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < EMU_MAX_ARGS)
+        args[n++] = a;
     va_end(ap);
-    argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, 1);
-        execv(g_bin, (char *const *)argv);
-        _exit(127);
+    args[n] = NULL;
+    e->proc.pid = emu_spawn(g_bin, e->proc.port_file, args);
+    assert_true(e->proc.pid >= 0);
+    if (emu_wait_ports(&e->proc, tls ? 4 : 2) == 0) {
+        memcpy(e->ports, e->proc.ports, sizeof e->ports);
+        memcpy(e->tls_ports, e->proc.ports + 2, sizeof e->tls_ports);
+        return;
     }
-    e->pid = pid;
-    for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(e->port_file, "r");
-        if (f) {
-            int k = fscanf(f, "%d %d %d %d", &e->ports[0], &e->ports[1], &e->tls_ports[0], &e->tls_ports[1]);
-            fclose(f);
-            if (k == (tls ? 4 : 2))
-                return;
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            fail_msg("emulator exited with status %d", WEXITSTATUS(st));
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    if (e->proc.pid < 0)
+        fail_msg("emulator exited with status %d", e->proc.exit_status);
     fail_msg("emulator did not start");
 }
 
 static void emu_stop(struct emu *e)
 {
-    if (e->pid > 0) {
-        kill(e->pid, SIGTERM);
-        int st;
-        waitpid(e->pid, &st, 0);
-        e->pid = -1;
-    }
+    emu_proc_stop(&e->proc);
 }
 
 /* An info request on a raw clear connection (emulator-* knobs answer without a login). */
@@ -522,7 +481,7 @@ static int setup(void **state)
 {
     (void)state;
     signal(SIGPIPE, SIG_IGN);
-    if (!find_emulator(g_bin, sizeof g_bin))
+    if (!emu_find(g_bin, sizeof g_bin))
         return 0;
     snprintf(g_dir, sizeof g_dir, "/tmp/as-tls-%d", (int)getpid());
     char cmd[PATH_MAX + 256];

@@ -19,25 +19,12 @@
 
 #include "asb/asb.h"
 
+#include "rec_set.h"
+#include "slurp.h"
+
 #define DATA TEST_DATA_DIR "/asb/"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    uint8_t *p = malloc((size_t)n + 1);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return p;
-}
 
 /* memory source handing out chunks of `chunk` bytes (0 = everything), or pseudo-random sizes */
 struct msrc {
@@ -194,7 +181,7 @@ static void test_golden_roundtrip(void **state)
         char path[512];
         snprintf(path, sizeof path, DATA "%s", GOLDEN[g].path);
         size_t len;
-        uint8_t *in = slurp(path, &len);
+        uint8_t *in = slurp_file(path, &len);
         /* whole buffer, odd fixed chunks, random small chunks */
         static const size_t chunks[] = {0, 4093, 1};
         for (size_t c = 0; c < 3; c++) {
@@ -223,39 +210,12 @@ static void test_golden_roundtrip(void **state)
 
 /* ---- record sets (order-independent comparison) ------------------------------------------ */
 
-struct rec_id {
-    uint8_t digest[20];
-    uint64_t hash;
-};
-
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static int rec_id_cmp(const void *a, const void *b)
-{
-    const struct rec_id *x = a, *y = b;
-    int c = memcmp(x->digest, y->digest, 20);
-    if (c)
-        return c;
-    return x->hash < y->hash ? -1 : x->hash > y->hash;
-}
-
 /* Every record of the file as (digest, hash of its non-compact encoding), sorted. */
 static struct rec_id *record_set(const uint8_t *in, size_t len, size_t *n_out)
 {
     struct msrc src = {in, len, 0, 0, 0};
     struct asb_dec *d = asb_dec_new(msrc_read, &src, NULL);
-    size_t cap = 4096, n = 0;
-    struct rec_id *ids = malloc(cap * sizeof *ids);
-    uint8_t *buf = NULL;
-    size_t bcap = 0;
+    struct rec_set set = {0};
     struct err e;
     for (;;) {
         struct asb_item it;
@@ -265,41 +225,25 @@ static struct rec_id *record_set(const uint8_t *in, size_t len, size_t *n_out)
             break;
         if (it.kind != ASB_ITEM_RECORD)
             continue;
-        size_t need = asb_record_max_size(&it.u.rec, false), w = 0;
-        if (need > bcap) {
-            bcap = need * 2;
-            buf = realloc(buf, bcap);
-        }
-        assert_int_equal(asb_encode_record(&it.u.rec, false, buf, bcap, &w, &e), 0);
-        if (n == cap) {
-            cap *= 2;
-            ids = realloc(ids, cap * sizeof *ids);
-        }
-        memcpy(ids[n].digest, it.u.rec.digest, 20);
-        ids[n].hash = fnv1a(buf, w);
-        n++;
+        rec_set_add(&set, &it.u.rec);
     }
-    free(buf);
     asb_dec_free(d);
-    qsort(ids, n, sizeof *ids, rec_id_cmp);
-    *n_out = n;
-    return ids;
+    rec_set_finish(&set);
+    *n_out = set.n;
+    return set.ids;
 }
 
 static void test_compact_same_records(void **state)
 {
     (void)state;
     size_t l1, l2, n1, n2;
-    uint8_t *plain = slurp(DATA "b-backup-full-p1/test_00000.asb", &l1);
-    uint8_t *compact = slurp(DATA "d-backup-compact/test_00000.asb", &l2);
+    uint8_t *plain = slurp_file(DATA "b-backup-full-p1/test_00000.asb", &l1);
+    uint8_t *compact = slurp_file(DATA "d-backup-compact/test_00000.asb", &l2);
     struct rec_id *a = record_set(plain, l1, &n1);
     struct rec_id *b = record_set(compact, l2, &n2);
     assert_int_equal(n1, 2000);
     assert_int_equal(n2, 2000);
-    for (size_t i = 0; i < n1; i++) {
-        assert_memory_equal(a[i].digest, b[i].digest, 20);
-        assert_true(a[i].hash == b[i].hash);
-    }
+    assert_same_rec_ids(a, n1, b, n2);
     free(a);
     free(b);
     free(plain);
@@ -326,7 +270,7 @@ static void test_dataset_contents(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *in = slurp(DATA "dataset.asb", &len);
+    uint8_t *in = slurp_file(DATA "dataset.asb", &len);
     struct msrc src = {in, len, 0, 0, 0};
     struct asb_dec *d = asb_dec_new(msrc_read, &src, NULL);
     struct err e;
@@ -944,8 +888,8 @@ static void test_fuzz_truncate_and_flip(void **state)
 {
     (void)state;
     size_t l1, l2;
-    uint8_t *a = slurp(DATA "dataset.asb", &l1);
-    uint8_t *b = slurp(DATA "d-backup-compact/test_00000.asb", &l2);
+    uint8_t *a = slurp_file(DATA "dataset.asb", &l1);
+    uint8_t *b = slurp_file(DATA "d-backup-compact/test_00000.asb", &l2);
     uint64_t rnd = 0x1234567887654321ull;
     size_t max_slice = 24 * 1024;
     uint8_t *buf = malloc(max_slice + 64);
@@ -1027,7 +971,7 @@ struct owned {
 static struct owned load_records(const char *path)
 {
     size_t len;
-    uint8_t *in = slurp(path, &len);
+    uint8_t *in = slurp_file(path, &len);
     struct msrc src = {in, len, 0, 0, 0};
     struct asb_dec *d = asb_dec_new(msrc_read, &src, NULL);
     struct owned o = {calloc(4096, sizeof(struct asb_record)), 0, calloc(4096, sizeof(uint8_t *))};
@@ -1094,7 +1038,7 @@ static void test_throughput(void **state)
     asb_writer_free(&w);
 
     size_t len;
-    uint8_t *in = slurp(DATA "b-backup-full-p1/test_00000.asb", &len);
+    uint8_t *in = slurp_file(DATA "b-backup-full-p1/test_00000.asb", &len);
     t0 = now_s();
     loops = 0;
     do {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "storage/cloud_http.h"
+#include "loopback.h"
 
 /* ---- scripted server: answers each request with the next canned reply ---------------------- */
 
@@ -72,14 +73,8 @@ static void *server_main(void *arg)
 
 static void server_start(struct server *s)
 {
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    s->fd = loopback_listen(8, &s->port);
     assert_true(s->fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(s->fd, 8), 0);
-    socklen_t len = sizeof a;
-    getsockname(s->fd, (struct sockaddr *)&a, &len);
-    s->port = ntohs(a.sin_port);
     assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
 }
 

@@ -46,6 +46,9 @@
 #include "jobs/backup_meta.h"
 #include "jobs/restore_job.h"
 #include "storage/storage.h"
+#include "emu_launch.h"
+#include "slurp.h"
+#include "temp_storage.h"
 
 #define ASB_DIR TEST_DATA_DIR "/asb"
 #define DATASET_RECORDS 2000
@@ -406,66 +409,18 @@ static void compare_with_dataset(const struct table *dataset, const struct table
 
 /* ---- emulator ------------------------------------------------------------------------------ */
 
-static pid_t g_emu = -1;
-static int g_port;
-static char g_port_file[128];
+static struct emu_proc g_emu = { .pid = -1 };
 static struct as_cluster *g_cluster;
 static char g_dir[64];
 static struct stor *g_stor;
 static struct table g_dataset;
 
-static bool find_emulator(char *out, size_t cap)
-{
-    const char *env = getenv("ABS_EMULATOR");
-    if (env && *env) {
-        snprintf(out, cap, "%s", env);
-        return access(out, X_OK) == 0;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return false;
-    self[n] = 0;
-    snprintf(out, cap, "%s/emulator/aerospike-emulator", dirname(self));
-    return access(out, X_OK) == 0;
-}
-
 static int start_emulator(void)
 {
-    char bin[PATH_MAX];
-    if (!find_emulator(bin, sizeof bin))
-        return -1;
-    snprintf(g_port_file, sizeof g_port_file, "/tmp/fid-live-%d.ports", (int)getpid());
-    unlink(g_port_file);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, 1);
-        execl(bin, bin, "--port", "0", "--namespace", "test", "--port-file", g_port_file, (char *)NULL);
-        _exit(127);
-    }
-    g_emu = pid;
-    for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(g_port_file, "r");
-        if (f) {
-            int k = fscanf(f, "%d", &g_port);
-            fclose(f);
-            if (k == 1)
-                return 0;
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            g_emu = -1;
-            return -1;
-        }
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    return -1;
+    char port_file[128];
+    snprintf(port_file, sizeof port_file, "/tmp/fid-live-%d.ports", (int)getpid());
+    const char *args[] = { "--namespace", "test", NULL };
+    return emu_proc_start(&g_emu, port_file, 1, args);
 }
 
 static int setup(void **state)
@@ -474,73 +429,28 @@ static int setup(void **state)
     load_file(&g_dataset, ASB_DIR "/dataset.asb");
     table_sort(&g_dataset);
     snprintf(g_dir, sizeof g_dir, "/tmp/fid-test-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    struct cfg_local_storage l = {.path = g_dir};
-    struct cfg_storage c = {.local = &l};
-    struct err e;
-    if (stor_open(&c, &g_stor, &e))
+    if (temp_storage_open(g_dir, &g_stor) != 0)
         return -1;
     if (start_emulator() != 0)
         return 0; /* tests skip */
-    struct as_host h = {.name = "127.0.0.1", .port = (uint16_t)g_port};
-    struct as_cluster_config cfg = {.seeds = &h, .n_seeds = 1, .tend_interval_ms = 200, .connect_timeout_ms = 2000};
-    if (as_cluster_new(&cfg, &g_cluster, &e) != 0) {
-        fprintf(stderr, "cluster: %s\n", e.msg);
-        return -1;
-    }
-    return 0;
+    return emu_cluster_new(g_emu.ports[0], &g_cluster);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    as_cluster_free(g_cluster);
-    g_cluster = NULL;
-    if (g_emu > 0) {
-        kill(g_emu, SIGTERM);
-        int st;
-        waitpid(g_emu, &st, 0);
-        g_emu = -1;
-    }
-    unlink(g_port_file);
-    stor_close(g_stor);
-    g_stor = NULL;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", g_dir);
+    emu_cluster_close(&g_cluster, &g_emu);
+    temp_storage_close(&g_stor, g_dir);
     table_free(&g_dataset);
     return 0;
 }
 
-#define NEED_EMULATOR()                                                 \
-    do {                                                                \
-        if (!g_cluster) {                                               \
-            fprintf(stderr, "aerospike-emulator not built: skipped\n"); \
-            skip();                                                     \
-        }                                                               \
-    } while (0)
-
-static void info(const char *cmd, char *out, size_t cap)
-{
-    struct as_node *n = as_cluster_random_node(g_cluster);
-    assert_non_null(n);
-    struct as_buf reply;
-    as_buf_init(&reply);
-    struct err e;
-    int rc = as_node_info(n, cmd, &reply, &e);
-    as_node_release(n);
-    if (rc)
-        fail_msg("%s: %s", cmd, e.msg);
-    snprintf(out, cap, "%.*s", (int)reply.len, (const char *)reply.data);
-    as_buf_free(&reply);
-}
+#define NEED_EMULATOR() EMU_SKIP_WITHOUT(g_cluster)
 
 static void truncate_test(void)
 {
     char out[256];
-    info("truncate-namespace:namespace=test\n", out, sizeof out);
+    emu_cluster_info(g_cluster, "truncate-namespace:namespace=test\n", out, sizeof out);
     if (!strstr(out, "ok"))
         fail_msg("truncate: %s", out);
 }
@@ -550,25 +460,10 @@ static void dump_test(struct table *t)
     char path[128], cmd[256], out[512];
     snprintf(path, sizeof path, "%s-dump.asb", g_dir);
     snprintf(cmd, sizeof cmd, "emulator-dump:namespace=test;file=%s\n", path);
-    info(cmd, out, sizeof out);
+    emu_cluster_info(g_cluster, cmd, out, sizeof out);
     load_file(t, path);
     unlink(path);
     table_sort(t);
-}
-
-static void *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
 }
 
 /* Copies the golden folder's .asb files into storage under `folder` and restores them. */
@@ -583,7 +478,7 @@ static void restore_golden(const char *golden, const char *folder, const char *c
         if (access(path, R_OK) != 0)
             continue;
         size_t len;
-        void *d = slurp(path, &len);
+        void *d = slurp_file(path, &len);
         snprintf(key, sizeof key, "%s/%zu_test_%zu.asb", folder, i, i + 1);
         struct err e;
         if (stor_put(g_stor, key, d, len, &e))
@@ -708,7 +603,7 @@ static void test_backup_matches_asbackup(void **state)
     char path[512];
     snprintf(path, sizeof path, "%s/dataset.asb", ASB_DIR);
     size_t len;
-    void *d = slurp(path, &len);
+    void *d = slurp_file(path, &len);
     struct err e;
     if (stor_put(g_stor, "ds/data/test/dataset.asb", d, len, &e))
         fail_msg("put: %s", e.msg);
@@ -733,7 +628,7 @@ static void test_backup_matches_asbackup(void **state)
              "backup-policies: {p: {parallel: 3}}\n"
              "backup-routines: {r: {interval-cron: '@yearly', source-cluster: c, storage: s, backup-policy: p,"
              " namespaces: [test]}}\n",
-             g_port, g_dir);
+             g_emu.ports[0], g_dir);
     struct cfg *cfg;
     if (cfg_from_yaml(yaml, strlen(yaml), "fidelity", &cfg, &e))
         fail_msg("config: %s", e.msg);

@@ -30,55 +30,16 @@
 #include "jobs/backup_meta.h"
 #include "jobs/history.h"
 #include "storage/storage.h"
+#include "temp_storage.h"
 
 #define T0 1704110400000LL /* 2024-01-01T12:00:00Z */
 #define HOUR 3600000LL
 
 /* ---- fixture ------------------------------------------------------------------------------ */
 
-struct fx {
-    char dir[64];
-    char root[128];
-    struct stor *s;
-};
+static int setup(void **state) { return temp_fx_setup(state, "/tmp/abs_hist_test.XXXXXX"); }
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void rm_rf(const char *path) { nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/abs_hist_test.XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->root, sizeof f->root, "%s/root", f->dir);
-    struct cfg_local_storage l = {.path = f->root};
-    struct cfg_storage c = {.local = &l};
-    struct err e = {0};
-    if (stor_open(&c, &f->s, &e)) {
-        fprintf(stderr, "open: %s\n", e.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    stor_close(f->s);
-    rm_rf(f->dir);
-    free(f);
-    return 0;
-}
+static int teardown(void **state) { return temp_fx_teardown(state); }
 
 static struct backup_meta mk_meta(const char *ns, int64_t created, int64_t from, uint64_t records)
 {
@@ -128,7 +89,7 @@ static void put_simple(struct stor *s, const char *routine, enum history_kind ki
                true);
 }
 
-static bool exists(struct fx *f, const char *rel)
+static bool exists(struct temp_fx *f, const char *rel)
 {
     char p[512];
     struct stat st;
@@ -168,7 +129,7 @@ static void std_layout(struct stor *s)
 
 static void test_load_layout(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     std_layout(f->s);
     struct history h;
     struct err e = {0};
@@ -229,7 +190,7 @@ static void test_load_layout(void **state)
 
 static void test_load_empty_and_oversized_metadata(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     put_backup(f->s, "r", HISTORY_FULL, "1704110400000", "test", T0, META_ZERO_TIME_MS, false);
     put_text(f->s, "r/backup/1704110400000/data/test/metadata.yaml", "");
     char *big = malloc(HISTORY_META_MAX + 2);
@@ -279,7 +240,7 @@ static void test_insert_remove(void **state)
 
 static void test_cache_refresh_add_last_success(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     std_layout(f->s);
     struct history_cache *c;
     struct err e = {0};
@@ -425,7 +386,7 @@ static void *refresh_thread(void *p)
 
 static void test_cache_refresh_races_with_add_and_forget(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     put_simple(f->s, "daily", HISTORY_FULL, T0, "test");
     put_simple(f->s, "daily", HISTORY_INCREMENTAL, T0 + HOUR, "test");
     struct gate *g = calloc(1, sizeof *g);
@@ -543,7 +504,7 @@ static void check_text(struct history_cache *c, const struct cfg *cfg, const cha
 
 static void test_list_json(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     std_layout(f->s);
     struct history_cache *c;
     struct err e = {0};
@@ -764,7 +725,7 @@ static void test_retention_table(void **state)
 
 static void test_retention_apply_storage(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     put_simple(f->s, "r", HISTORY_FULL, T0, "a");
     put_simple(f->s, "r", HISTORY_FULL, T0, "b");
     put_simple(f->s, "r", HISTORY_INCREMENTAL, T0 + HOUR, "a");
@@ -843,7 +804,7 @@ static void mkdir_p(char *path)
 
 static void test_timing_10000(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     /* N_DISK backups on disk (written directly: no fsync per file), 1 full per 10; the
      * metadata text is what meta_render writes (checked on the first ones). */
     double t_start = now_s();
@@ -972,7 +933,7 @@ static void test_timing_10000(void **state)
     history_cache_free(c);
 }
 
-static bool path_exists(const struct fx *f, const char *rel)
+static bool path_exists(const struct temp_fx *f, const char *rel)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", f->root, rel);
@@ -981,7 +942,7 @@ static bool path_exists(const struct fx *f, const char *rel)
 }
 
 /* A file written straight into the storage directory (a temporary file a crash left). */
-static void put_raw(const struct fx *f, const char *dir_rel, const char *name)
+static void put_raw(const struct temp_fx *f, const char *dir_rel, const char *name)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", f->root, dir_rel);
@@ -1006,7 +967,7 @@ static void put_raw(const struct fx *f, const char *dir_rel, const char *name)
  * other routines stay; the history afterwards has no incomplete entries. */
 static void test_clean_partial(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     put_backup(f->s, "r", HISTORY_FULL, "1704110400000", "test", T0, 0, true);
     put_backup(f->s, "r", HISTORY_FULL, "1704114000000", "test", T0 + HOUR, 0, false);
     put_text(f->s, "r/backup/1704114000000/configuration/aerospike_0.conf", "namespace test {}\n");
@@ -1050,7 +1011,7 @@ static void test_clean_partial(void **state)
 /* history_cache_loaded: false until a refresh succeeds (a failed first read is "unknown"). */
 static void test_cache_loaded(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     struct history_cache *c;
     struct err e = {0};
     assert_int_equal(history_cache_new(&c, &e), 0);

@@ -25,26 +25,12 @@
 #include "asb/asb.h"
 #include "io/io.h"
 
+#include "rec_set.h"
+#include "slurp.h"
+
 #define DATA TEST_DATA_DIR "/asb/"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    uint8_t *p = malloc((size_t)n + 1);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    p[n] = 0;
-    *len = (size_t)n;
-    return p;
-}
 
 static void hex_to_bytes(const char *hex, uint8_t *out, size_t n)
 {
@@ -91,11 +77,6 @@ static struct io_aes_key load_key(const char *dir, int bits)
 
 /* Decoded contents of a stream: counts, sorted (digest, hash) pairs of the records, and the
  * stream re-encoded (plain). */
-struct rec_id {
-    uint8_t digest[20];
-    uint64_t hash;
-};
-
 struct decoded {
     int rc;
     char msg[ERR_MSG_MAX];
@@ -106,25 +87,6 @@ struct decoded {
     size_t text_len;
 };
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static int rec_id_cmp(const void *a, const void *b)
-{
-    const struct rec_id *x = a, *y = b;
-    int c = memcmp(x->digest, y->digest, 20);
-    if (c)
-        return c;
-    return x->hash < y->hash ? -1 : x->hash > y->hash;
-}
-
 static struct decoded decode_reader(struct io_reader *r, bool compact)
 {
     struct decoded o = {0};
@@ -133,10 +95,7 @@ static struct decoded decode_reader(struct io_reader *r, bool compact)
     struct asb_writer w;
     assert_int_equal(asb_writer_init(&w, 0, compact, io_write_cb, mem, &e), 0);
     struct asb_dec *d = asb_dec_new(io_read_cb, r, NULL);
-    size_t cap = 4096;
-    o.ids = malloc(cap * sizeof *o.ids);
-    uint8_t *buf = NULL;
-    size_t bcap = 0;
+    struct rec_set set = {0};
     o.rc = asb_dec_header(d, &e);
     if (o.rc == 0) {
         const char *ns = asb_dec_namespace(d);
@@ -159,20 +118,7 @@ static struct decoded decode_reader(struct io_reader *r, bool compact)
         }
         o.records++;
         assert_int_equal(asb_writer_record(&w, &it.u.rec, &e), 0);
-        size_t need = asb_record_max_size(&it.u.rec, false), n = 0;
-        if (need > bcap) {
-            bcap = need * 2;
-            buf = realloc(buf, bcap);
-        }
-        assert_int_equal(asb_encode_record(&it.u.rec, false, buf, bcap, &n, &e), 0);
-        if (o.n == cap) {
-            cap *= 2;
-            o.ids = realloc(o.ids, cap * sizeof *o.ids);
-        }
-        memset(&o.ids[o.n], 0, sizeof o.ids[o.n]);
-        memcpy(o.ids[o.n].digest, it.u.rec.digest, 20);
-        o.ids[o.n].hash = fnv1a(buf, n);
-        o.n++;
+        rec_set_add(&set, &it.u.rec);
     }
     if (o.rc != 0)
         snprintf(o.msg, sizeof o.msg, "%s", e.msg);
@@ -183,11 +129,12 @@ static struct decoded decode_reader(struct io_reader *r, bool compact)
     if (tl)
         memcpy(o.text, t, tl);
     o.text_len = tl;
-    qsort(o.ids, o.n, sizeof *o.ids, rec_id_cmp);
+    rec_set_finish(&set);
+    o.ids = set.ids;
+    o.n = set.n;
     asb_writer_free(&w);
     asb_dec_free(d);
     io_writer_free(mem);
-    free(buf);
     return o;
 }
 
@@ -215,11 +162,7 @@ static struct decoded decode_file(const char *rel, bool zstd, const struct io_ae
 
 static void assert_same_records(const struct decoded *a, const struct decoded *b)
 {
-    assert_int_equal(a->n, b->n);
-    for (size_t i = 0; i < a->n; i++) {
-        assert_memory_equal(a->ids[i].digest, b->ids[i].digest, 20);
-        assert_true(a->ids[i].hash == b->ids[i].hash);
-    }
+    assert_same_rec_ids(a->ids, a->n, b->ids, b->n);
 }
 
 /* ---- keys --------------------------------------------------------------------------------- */
@@ -262,7 +205,7 @@ static void test_key_formats(void **state)
 {
     (void)state;
     size_t pem_len;
-    uint8_t *pem = slurp(DATA "e-backup-aes256/key.pem", &pem_len);
+    uint8_t *pem = slurp_file(DATA "e-backup-aes256/key.pem", &pem_len);
     uint8_t want[32];
     hex_to_bytes(KEY_HASH[1], want, 32);
     struct io_aes_key k;
@@ -402,7 +345,7 @@ static uint8_t *golden_plaintext(const char *file, const struct io_aes_key *k, u
                                  size_t *len)
 {
     size_t flen;
-    uint8_t *f = slurp(file, &flen);
+    uint8_t *f = slurp_file(file, &flen);
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     int n = 0;
     assert_int_equal(EVP_DecryptInit_ex(c, k->bits == 128 ? EVP_aes_128_ecb() : EVP_aes_256_ecb(),
@@ -453,7 +396,7 @@ static void test_golden_reencrypt_bit_exact(void **state)
         }
         assert_int_equal(io_writer_close(w, &e), 0);
         size_t glen, olen;
-        uint8_t *golden = slurp(file, &glen);
+        uint8_t *golden = slurp_file(file, &glen);
         const uint8_t *o = io_mem_writer_data(mem, &olen);
         assert_int_equal(olen, glen);
         assert_memory_equal(o, golden, glen);
@@ -469,7 +412,7 @@ static void test_roundtrip_matrix(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *text = slurp(DATA "dataset.asb", &len);
+    uint8_t *text = slurp_file(DATA "dataset.asb", &len);
     struct io_aes_key k128 = load_key("e-backup-aes128", 128);
     struct io_aes_key k256 = load_key("e-backup-aes256", 256);
     struct {
@@ -642,9 +585,9 @@ static void test_truncated_and_corrupt(void **state)
 {
     (void)state;
     size_t zl, al, zal;
-    uint8_t *z = slurp(DATA "e-backup-zstd/test_00000.asb", &zl);
-    uint8_t *a = slurp(DATA "e-backup-aes256/test_00000.asb", &al);
-    uint8_t *za = slurp(DATA "e-backup-zstd-aes256/test_00000.asb", &zal);
+    uint8_t *z = slurp_file(DATA "e-backup-zstd/test_00000.asb", &zl);
+    uint8_t *a = slurp_file(DATA "e-backup-aes256/test_00000.asb", &al);
+    uint8_t *za = slurp_file(DATA "e-backup-zstd-aes256/test_00000.asb", &zal);
     struct io_aes_key ka = load_key("e-backup-aes256", 256);
     struct io_aes_key kza = load_key("e-backup-zstd-aes256", 256);
 

@@ -60,21 +60,33 @@ static void configure(enum log_format format, const char *file)
     assert_int_equal(log_configure(&lo, &e), 0);
 }
 
+/* Logging to stdout captured, with $JOURNAL_STREAM naming that stdout. */
+static void journal_start(struct capture *c, enum log_format format, const char *file)
+{
+    char stream[64];
+    capture_start(c, stream, sizeof stream);
+    setenv("JOURNAL_STREAM", stream, 1);
+    configure(format, file);
+}
+
+/* Stops logging and returns what went to stdout (caller frees). */
+static char *logging_end(struct capture *c)
+{
+    log_shutdown();
+    unsetenv("JOURNAL_STREAM");
+    return capture_end(c);
+}
+
 static void test_journal_lines_have_priority_and_no_timestamp(void **state)
 {
     (void)state;
     struct capture c;
-    char stream[64];
-    capture_start(&c, stream, sizeof stream);
-    setenv("JOURNAL_STREAM", stream, 1);
-    configure(LOG_FORMAT_PLAIN, NULL);
+    journal_start(&c, LOG_FORMAT_PLAIN, NULL);
     LOG_D("main", "debug line");
     LOG_I("main", "info line");
     LOG_W("jobs", "warn line");
     LOG_E("", "error line");
-    log_shutdown();
-    unsetenv("JOURNAL_STREAM");
-    char *out = capture_end(&c);
+    char *out = logging_end(&c);
     assert_string_equal(out, "<7>DEBUG [main] debug line\n"
                              "<6>INFO [main] info line\n"
                              "<4>WARN [jobs] warn line\n"
@@ -86,14 +98,9 @@ static void test_journal_json_keeps_its_fields(void **state)
 {
     (void)state;
     struct capture c;
-    char stream[64];
-    capture_start(&c, stream, sizeof stream);
-    setenv("JOURNAL_STREAM", stream, 1);
-    configure(LOG_FORMAT_JSON, NULL);
+    journal_start(&c, LOG_FORMAT_JSON, NULL);
     LOG_W("main", "json line");
-    log_shutdown();
-    unsetenv("JOURNAL_STREAM");
-    char *out = capture_end(&c);
+    char *out = logging_end(&c);
     assert_memory_equal(out, "<4>{\"time\":\"", 12);
     assert_non_null(strstr(out, "\"level\":\"WARN\",\"module\":\"main\",\"msg\":\"json line\"}\n"));
     free(out);
@@ -107,14 +114,9 @@ static void test_file_writer_keeps_timestamps(void **state)
     assert_true(fd >= 0);
     close(fd);
     struct capture c;
-    char stream[64];
-    capture_start(&c, stream, sizeof stream);
-    setenv("JOURNAL_STREAM", stream, 1);
-    configure(LOG_FORMAT_PLAIN, file);
+    journal_start(&c, LOG_FORMAT_PLAIN, file);
     LOG_I("main", "both writers");
-    log_shutdown();
-    unsetenv("JOURNAL_STREAM");
-    char *out = capture_end(&c);
+    char *out = logging_end(&c);
     assert_string_equal(out, "<6>INFO [main] both writers\n");
     free(out);
 
@@ -142,9 +144,7 @@ static void test_other_stream_or_none_keeps_plain_lines(void **state)
             unsetenv("JOURNAL_STREAM");
         configure(LOG_FORMAT_PLAIN, NULL);
         LOG_I("main", "not journal");
-        log_shutdown();
-        unsetenv("JOURNAL_STREAM");
-        char *out = capture_end(&c);
+        char *out = logging_end(&c);
         assert_true(out[0] == '2');
         assert_null(strchr(out, '<'));
         assert_non_null(strstr(out, "Z INFO [main] not journal\n"));

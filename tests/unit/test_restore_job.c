@@ -35,6 +35,9 @@
 #include "jobs/backup_meta.h"
 #include "jobs/restore_job.h"
 #include "storage/storage.h"
+#include "emu_launch.h"
+#include "slurp.h"
+#include "temp_storage.h"
 
 #define ASB_DIR TEST_DATA_DIR "/asb"
 
@@ -46,35 +49,7 @@ static struct stor *g_stor;
 static int open_storage(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/rst-test-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    struct cfg_local_storage l = {.path = g_dir};
-    struct cfg_storage c = {.local = &l};
-    struct err e;
-    return stor_open(&c, &g_stor, &e);
-}
-
-static void rm_tree(const char *dir)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", dir);
-}
-
-static void *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
+    return temp_storage_open(g_dir, &g_stor);
 }
 
 static void put_bytes(const char *key, const void *data, size_t len)
@@ -87,7 +62,7 @@ static void put_bytes(const char *key, const void *data, size_t len)
 static void put_file(const char *key, const char *path)
 {
     size_t len;
-    void *d = slurp(path, &len);
+    void *d = slurp_file(path, &len);
     put_bytes(key, d, len);
     free(d);
 }
@@ -300,72 +275,22 @@ static void test_timestamp_selection(void **state)
     assert_int_equal(restore_folder_load(g_stor, "/abs/path", NULL, &f, &e), ERR_INVALID);
     assert_int_equal(restore_folder_load(g_stor, "other/backup/1000/data/test", NULL, &f, &e), ERR_INVALID);
 
-    stor_close(g_stor);
-    g_stor = NULL;
-    rm_tree(g_dir);
+    temp_storage_close(&g_stor, g_dir);
 }
 
 /* ---- emulator -------------------------------------------------------------------------------- */
 
-static pid_t g_emu = -1;
-static int g_port;
-static char g_port_file[128];
+static struct emu_proc g_emu = { .pid = -1 };
 static struct as_cluster *g_cluster;
-
-static bool find_emulator(char *out, size_t cap)
-{
-    const char *env = getenv("ABS_EMULATOR");
-    if (env && *env) {
-        snprintf(out, cap, "%s", env);
-        return access(out, X_OK) == 0;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return false;
-    self[n] = 0;
-    snprintf(out, cap, "%s/emulator/aerospike-emulator", dirname(self));
-    return access(out, X_OK) == 0;
-}
 
 static int start_emulator(void)
 {
-    char bin[PATH_MAX];
-    if (!find_emulator(bin, sizeof bin))
-        return -1;
-    snprintf(g_port_file, sizeof g_port_file, "/tmp/rst-live-%d.ports", (int)getpid());
-    unlink(g_port_file);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, 1);
-        execl(bin, bin, "--port", "0", "--namespace", "test", "--namespace", "bar", "--namespace", "baz",
-              "--namespace", "qux", "--namespace", "ts", "--namespace", "ts2", "--namespace", "par1", "--namespace", "par2",
-              "--port-file", g_port_file, (char *)NULL);
-        _exit(127);
-    }
-    g_emu = pid;
-    for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(g_port_file, "r");
-        if (f) {
-            int k = fscanf(f, "%d", &g_port);
-            fclose(f);
-            if (k == 1)
-                return 0;
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            g_emu = -1;
-            return -1;
-        }
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    return -1;
+    char port_file[128];
+    snprintf(port_file, sizeof port_file, "/tmp/rst-live-%d.ports", (int)getpid());
+    const char *args[] = { "--namespace", "test", "--namespace", "bar", "--namespace", "baz",
+                           "--namespace", "qux", "--namespace", "ts", "--namespace", "ts2",
+                           "--namespace", "par1", "--namespace", "par2", NULL };
+    return emu_proc_start(&g_emu, port_file, 1, args);
 }
 
 static int live_setup(void **state)
@@ -375,41 +300,18 @@ static int live_setup(void **state)
         return -1;
     if (start_emulator() != 0)
         return 0; /* live tests skip */
-    struct as_host h = {.name = "127.0.0.1", .port = (uint16_t)g_port};
-    struct as_cluster_config cfg = {.seeds = &h, .n_seeds = 1, .tend_interval_ms = 200, .connect_timeout_ms = 2000};
-    struct err e;
-    if (as_cluster_new(&cfg, &g_cluster, &e) != 0) {
-        fprintf(stderr, "cluster: %s\n", e.msg);
-        return -1;
-    }
-    return 0;
+    return emu_cluster_new(g_emu.ports[0], &g_cluster);
 }
 
 static int live_teardown(void **state)
 {
     (void)state;
-    as_cluster_free(g_cluster);
-    g_cluster = NULL;
-    if (g_emu > 0) {
-        kill(g_emu, SIGTERM);
-        int st;
-        waitpid(g_emu, &st, 0);
-        g_emu = -1;
-    }
-    unlink(g_port_file);
-    stor_close(g_stor);
-    g_stor = NULL;
-    rm_tree(g_dir);
+    emu_cluster_close(&g_cluster, &g_emu);
+    temp_storage_close(&g_stor, g_dir);
     return 0;
 }
 
-#define NEED_EMULATOR()                                                 \
-    do {                                                                \
-        if (!g_cluster) {                                               \
-            fprintf(stderr, "aerospike-emulator not built: skipped\n"); \
-            skip();                                                     \
-        }                                                               \
-    } while (0)
+#define NEED_EMULATOR() EMU_SKIP_WITHOUT(g_cluster)
 
 static uint64_t ns_objects(const char *ns)
 {
@@ -482,7 +384,7 @@ static void test_live_plain(void **state)
     assert_int_equal(p.udf_count, 1);
     assert_int_equal(p.index_count, 6);
     size_t len;
-    free(slurp(ASB_DIR "/b-backup-full-p1/test_00000.asb", &len));
+    free(slurp_file(ASB_DIR "/b-backup-full-p1/test_00000.asb", &len));
     assert_int_equal(p.total_bytes, len);
     check_sum(&p);
     assert_int_equal(ns_objects("test"), 2000);
@@ -590,7 +492,7 @@ static void test_live_encrypted_filtered(void **state)
     put_file("a/backup/1000/data/test/0_test_1.asb", ASB_DIR "/e-backup-aes128/test_00000.asb");
     put_meta("a/backup/1000/data/test", "test", 1000, 2000, "NONE", "AES128");
     size_t klen;
-    char *pem = slurp(ASB_DIR "/e-backup-aes128/key.pem", &klen);
+    char *pem = slurp_file(ASB_DIR "/e-backup-aes128/key.pem", &klen);
     pem[klen] = 0;
     setenv("RST_TEST_KEY", pem, 1);
     free(pem);
@@ -791,20 +693,6 @@ static void test_retry_delay(void **state)
     restore_policy_free(&rp);
 }
 
-static void emu_info(const char *cmd)
-{
-    struct as_node *n = as_cluster_random_node(g_cluster);
-    assert_non_null(n);
-    struct as_buf reply;
-    as_buf_init(&reply);
-    struct err e;
-    int rc = as_node_info(n, cmd, &reply, &e);
-    as_node_release(n);
-    as_buf_free(&reply);
-    if (rc)
-        fail_msg("%s: %s", cmd, e.msg);
-}
-
 static void make_record(struct as_record *r, struct as_bin *bin, char *key, size_t cap, int i)
 {
     int kl = snprintf(key, cap, "pipe-%d", i);
@@ -835,7 +723,7 @@ static void test_live_write_pipe(void **state)
     struct err e;
     uint64_t before = ns_objects("baz");
     assert_int_equal(as_write_pipe_new(&pp, BATCHES, &e), 0);
-    emu_info("emulator-fault:delay-ms=150\n");
+    emu_cluster_info(g_cluster, "emulator-fault:delay-ms=150\n", NULL, 0);
     double t0 = now_s();
     for (int b = 0; b < BATCHES; b++)
         assert_int_equal(as_write_pipe_submit(pp, g_cluster, &p, &items[b * ROWS], ROWS, false, &items[b * ROWS], &e), 0);
@@ -848,7 +736,7 @@ static void test_live_write_pipe(void **state)
         assert_ptr_equal(tag, &items[b * ROWS]);
     }
     double took = now_s() - t0;
-    emu_info("emulator-fault:delay-ms=0\n");
+    emu_cluster_info(g_cluster, "emulator-fault:delay-ms=0\n", NULL, 0);
     void *tag;
     int wrc;
     assert_int_equal(as_write_pipe_next(pp, g_cluster, &p, &tag, &wrc, &e), 1);
@@ -889,20 +777,20 @@ static void test_live_retry_multiplier(void **state)
     struct as_writer *w;
     struct err e;
     assert_int_equal(as_writer_new(&w, &e), 0);
-    emu_info("emulator-fault:delay-ms=400\n");
+    emu_cluster_info(g_cluster, "emulator-fault:delay-ms=400\n", NULL, 0);
     double t0 = now_s();
     int rc = as_write_put(w, g_cluster, &p, &it, &e);
     double took = now_s() - t0;
-    emu_info("emulator-fault:delay-ms=0\n");
+    emu_cluster_info(g_cluster, "emulator-fault:delay-ms=0\n", NULL, 0);
     assert_int_not_equal(rc, 0);
     assert_int_equal(it.attempts, 3);
     if (took < 0.7)
         fail_msg("retries took %.3f s: the multiplier was not applied", took);
     /* max-retries 0: one attempt only */
     p.max_retries = 0;
-    emu_info("emulator-fault:delay-ms=400\n");
+    emu_cluster_info(g_cluster, "emulator-fault:delay-ms=400\n", NULL, 0);
     rc = as_write_put(w, g_cluster, &p, &it, &e);
-    emu_info("emulator-fault:delay-ms=0\n");
+    emu_cluster_info(g_cluster, "emulator-fault:delay-ms=0\n", NULL, 0);
     assert_int_not_equal(rc, 0);
     assert_int_equal(it.attempts, 1);
     as_writer_free(w);

@@ -44,6 +44,13 @@ static void receive(int fd, char *buf, size_t cap)
     buf[n] = '\0';
 }
 
+static void assert_received(int fd, const char *want)
+{
+    char buf[256];
+    receive(fd, buf, sizeof buf);
+    assert_string_equal(buf, want);
+}
+
 static void make_socket_path(char *out, size_t cap)
 {
     char dir[] = "/tmp/sdnotify-test-XXXXXX";
@@ -71,12 +78,10 @@ static void test_path_socket_gets_states(void **state)
     char buf[256];
 
     assert_int_equal(sdnotify_ready(&e), 0);
-    receive(fd, buf, sizeof buf);
-    assert_string_equal(buf, "READY=1");
+    assert_received(fd, "READY=1");
 
     assert_int_equal(sdnotify_stopping(&e), 0);
-    receive(fd, buf, sizeof buf);
-    assert_string_equal(buf, "STOPPING=1");
+    assert_received(fd, "STOPPING=1");
 
     assert_int_equal(sdnotify_reloading(&e), 0);
     receive(fd, buf, sizeof buf);
@@ -87,8 +92,7 @@ static void test_path_socket_gets_states(void **state)
     assert_true(*end == '\0');
 
     assert_int_equal(sdnotify_send("STATUS=serving\nREADY=1", &e), 0);
-    receive(fd, buf, sizeof buf);
-    assert_string_equal(buf, "STATUS=serving\nREADY=1");
+    assert_received(fd, "STATUS=serving\nREADY=1");
 
     unsetenv("NOTIFY_SOCKET");
     close(fd);
@@ -103,10 +107,8 @@ static void test_abstract_socket(void **state)
     int fd = bind_listener(name);
     setenv("NOTIFY_SOCKET", name, 1);
     struct err e = {0};
-    char buf[64];
     assert_int_equal(sdnotify_ready(&e), 0);
-    receive(fd, buf, sizeof buf);
-    assert_string_equal(buf, "READY=1");
+    assert_received(fd, "READY=1");
     unsetenv("NOTIFY_SOCKET");
     close(fd);
 }

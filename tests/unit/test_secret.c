@@ -30,6 +30,7 @@
 #include "secret/key_source.h"
 #include "secret/secret_agent.h"
 #include "secret/secret_config.h"
+#include "slurp.h"
 
 #define SECRET_DATA TEST_DATA_DIR "/secret/"
 #define AES_DATA TEST_DATA_DIR "/asb/"
@@ -488,21 +489,6 @@ static void test_cluster_password(void **state)
 
 /* ---- AES key sources ---------------------------------------------------------------------- */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *p = malloc((size_t)n + 1);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    p[n] = 0;
-    return p;
-}
-
 static char *b64(const void *data, size_t n)
 {
     char *out = malloc(4 * ((n + 2) / 3) + 1);
@@ -541,8 +527,8 @@ static void assert_decrypts_fixture(const struct io_aes_key *k)
 static void test_key_formats(void **state)
 {
     (void)state;
-    char *pem = slurp(AES_DATA "e-backup-aes256/key.pem");
-    size_t pem_len = strlen(pem);
+    size_t pem_len;
+    char *pem = slurp_file(AES_DATA "e-backup-aes256/key.pem", &pem_len);
     /* PEM with every newline turned into a space (as pasted into a one-line field) */
     char *spaced = strdup(pem);
     for (char *p = spaced; *p; p++)

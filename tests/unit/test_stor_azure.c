@@ -40,6 +40,7 @@
 #include "storage/cloud_http.h"
 #include "storage/storage.h"
 #include "storage_contract.h"
+#include "loopback.h"
 
 #define DEV_ACCOUNT "devstoreaccount1"
 #define DEV_KEY                                                                                 \
@@ -47,17 +48,7 @@
 /* Another valid base64 key (not the account's). */
 #define WRONG_KEY "c2VjcmV0LXdyb25nLWtleS1mb3ItdGVzdHMtb25seS0wMTIzNDU2Nzg5YWJjZGVm"
 
-static struct cloud_retry short_retry(void)
-{
-    struct cloud_retry r;
-    cloud_retry_default(&r);
-    r.max_retries = 2;
-    r.base_delay_ms = 20;
-    r.max_delay_ms = 50;
-    r.timeout_ms = 20000;
-    r.connect_timeout_ms = 2000;
-    return r;
-}
+static struct cloud_retry short_retry(void) { return sc_short_retry(20, 50, 20000); }
 
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
@@ -196,17 +187,6 @@ static void test_config_errors(void **state)
 
 /* ---- a store that is down ----------------------------------------------------------------- */
 
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd); /* nobody listens there now */
-    return ntohs(a.sin_port);
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -218,7 +198,7 @@ static void test_store_down(void **state)
 {
     (void)state;
     char ep[96];
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%d/devstoreaccount1", closed_port());
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d/devstoreaccount1", loopback_released_port());
     struct cfg_azure_storage c = {.endpoint = ep, .container_name = "abs-test",
                                   .account_name = DEV_ACCOUNT, .account_key = DEV_KEY};
     struct cloud_retry r = short_retry();
@@ -416,15 +396,8 @@ static void fake_start(struct fake *f, int expires_in)
     memset(f, 0, sizeof *f);
     f->expires_in = expires_in;
     pthread_mutex_init(&f->lock, NULL);
-    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->lfd, 16), 0);
-    socklen_t l = sizeof a;
-    getsockname(f->lfd, (struct sockaddr *)&a, &l);
-    f->port = ntohs(a.sin_port);
+    f->lfd = loopback_listen(16, &f->port);
+    assert_true(f->lfd >= 0);
     assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
 }
 
@@ -433,11 +406,7 @@ static void fake_stop(struct fake *f)
     pthread_mutex_lock(&f->lock);
     f->stop = true;
     pthread_mutex_unlock(&f->lock);
-    int fd = socket(AF_INET, SOCK_STREAM, 0); /* wake the accept */
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    connect(fd, (struct sockaddr *)&a, sizeof a);
-    close(fd);
+    loopback_poke(f->port); /* wake the accept */
     pthread_join(f->thread, NULL);
     close(f->lfd);
     pthread_mutex_destroy(&f->lock);

@@ -62,17 +62,7 @@ static char *sa_key_json(int port, const char *pem_file)
     return txt;
 }
 
-static struct cloud_retry short_retry(void)
-{
-    struct cloud_retry r;
-    cloud_retry_default(&r);
-    r.max_retries = 2;
-    r.base_delay_ms = 1;
-    r.max_delay_ms = 5;
-    r.timeout_ms = 5000;
-    r.connect_timeout_ms = 2000;
-    return r;
-}
+static struct cloud_retry short_retry(void) { return sc_short_retry(1, 5, 5000); }
 
 struct gfx {
     struct fake_gcs f;
@@ -165,6 +155,24 @@ static void put_ranges(struct fake_gcs *f, char *out, size_t cap)
     }
 }
 
+/* Writes `n` pattern bytes as `key` in pieces of `step` and checks what the fake stored. */
+static void assert_written(struct gfx *x, const char *key, size_t n, size_t step, unsigned seed)
+{
+    struct err e = {0};
+    char name[256];
+    snprintf(name, sizeof name, "pre/%s", key);
+    if (write_steps(x->s, key, n, step, seed, &e) != 0)
+        fail_msg("writing %s: %s", key, e.msg);
+    assert_fake_object(&x->f, name, n, seed);
+}
+
+static void assert_put_ranges(struct fake_gcs *f, const char *want)
+{
+    char ranges[1024];
+    put_ranges(f, ranges, sizeof ranges);
+    assert_string_equal(ranges, want);
+}
+
 /* ---- pure helpers -------------------------------------------------------------------------- */
 
 static void test_helpers(void **state)
@@ -244,18 +252,15 @@ static void test_small_object_media_upload(void **state)
     struct gfx *x = *state;
     x->s = open_fake(x, Q, NULL, 0, NULL);
     struct err e = {0};
-    assert_int_equal(write_steps(x->s, "r/a.asb", 1000, 333, 1, &e), 0);
-    assert_fake_object(&x->f, "pre/r/a.asb", 1000, 1);
+    assert_written(x, "r/a.asb", 1000, 333, 1);
     assert_int_equal(fake_count(&x->f, "uploadType=media&name=pre%2Fr%2Fa.asb"), 1);
     assert_int_equal(fake_count(&x->f, "resumable"), 0);
     assert_int_equal(x->f.unauthenticated, x->f.n_log); /* no key: no Authorization header */
     /* An object of chunk size minus one byte is still one media request. */
-    assert_int_equal(write_steps(x->s, "r/b.asb", Q - 1, 7777, 2, &e), 0);
-    assert_fake_object(&x->f, "pre/r/b.asb", Q - 1, 2);
+    assert_written(x, "r/b.asb", Q - 1, 7777, 2);
     assert_int_equal(fake_count(&x->f, "resumable"), 0);
     /* Empty object. */
-    assert_int_equal(write_steps(x->s, "r/empty", 0, 1, 0, &e), 0);
-    assert_fake_object(&x->f, "pre/r/empty", 0, 0);
+    assert_written(x, "r/empty", 0, 1, 0);
     uint64_t size = 9;
     int64_t mtime = 0;
     assert_int_equal(stor_stat(x->s, "r/empty", &size, &mtime, &e), 0);
@@ -267,33 +272,23 @@ static void test_multi_chunk_resumable(void **state)
 {
     struct gfx *x = *state;
     x->s = open_fake(x, Q, NULL, 0, NULL);
-    struct err e = {0};
     size_t n = 4 * Q + 1000;
-    assert_int_equal(write_steps(x->s, "big", n, 7777, 3, &e), 0);
-    assert_fake_object(&x->f, "pre/big", n, 3);
+    assert_written(x, "big", n, 7777, 3);
     assert_int_equal(fake_count(&x->f, "uploadType=resumable&name=pre%2Fbig"), 1);
-    char ranges[512];
-    put_ranges(&x->f, ranges, sizeof ranges);
-    assert_string_equal(ranges, "0-262143/*;262144-524287/*;524288-786431/*;786432-1048575/*;"
-                                "1048576-1049575/1049576");
+    assert_put_ranges(&x->f, "0-262143/*;262144-524287/*;524288-786431/*;786432-1048575/*;"
+                             "1048576-1049575/1049576");
 }
 
 static void test_exact_chunk_is_single_chunk_resumable(void **state)
 {
     struct gfx *x = *state;
     x->s = open_fake(x, Q, NULL, 0, NULL);
-    struct err e = {0};
-    assert_int_equal(write_steps(x->s, "one", Q, Q, 4, &e), 0);
-    assert_fake_object(&x->f, "pre/one", Q, 4);
-    char ranges[256];
-    put_ranges(&x->f, ranges, sizeof ranges);
-    assert_string_equal(ranges, "0-262143/262144"); /* what the emulator can do */
+    assert_written(x, "one", Q, Q, 4);
+    assert_put_ranges(&x->f, "0-262143/262144"); /* what the emulator can do */
     /* Two full chunks: the last one is sent with the total, not as an open chunk. */
     x->f.n_log = 0;
-    assert_int_equal(write_steps(x->s, "two", 2 * Q, 1000, 5, &e), 0);
-    assert_fake_object(&x->f, "pre/two", 2 * Q, 5);
-    put_ranges(&x->f, ranges, sizeof ranges);
-    assert_string_equal(ranges, "0-262143/*;262144-524287/524288");
+    assert_written(x, "two", 2 * Q, 1000, 5);
+    assert_put_ranges(&x->f, "0-262143/*;262144-524287/524288");
 }
 
 static void test_partly_persisted_chunk_resent(void **state)
@@ -302,16 +297,12 @@ static void test_partly_persisted_chunk_resent(void **state)
     x->s = open_fake(x, 2 * Q, NULL, 0, NULL); /* chunks of 512 KiB */
     x->f.short_chunk = 2;                       /* the 2nd PUT keeps only 256 KiB of 512 */
     x->f.short_keep = Q;
-    struct err e = {0};
     size_t n = 5 * Q + 10;
-    assert_int_equal(write_steps(x->s, "p", n, 100000, 6, &e), 0);
-    assert_fake_object(&x->f, "pre/p", n, 6);
-    char ranges[512];
-    put_ranges(&x->f, ranges, sizeof ranges);
+    assert_written(x, "p", n, 100000, 6);
     /* After the 308 with Range bytes=0-786431 the next chunk starts at 786432 and carries
      * the 256 KiB the store did not keep. */
-    assert_string_equal(ranges, "0-524287/*;524288-1048575/*;786432-1310719/*;"
-                                "1310720-1310729/1310730");
+    assert_put_ranges(&x->f, "0-524287/*;524288-1048575/*;786432-1310719/*;"
+                             "1310720-1310729/1310730");
 }
 
 static void test_chunk_5xx_retried(void **state)
@@ -319,14 +310,10 @@ static void test_chunk_5xx_retried(void **state)
     struct gfx *x = *state;
     x->s = open_fake(x, Q, NULL, 0, NULL);
     x->f.fail_chunk = 2;
-    struct err e = {0};
     size_t n = 3 * Q + 5;
-    assert_int_equal(write_steps(x->s, "r", n, 65536, 7, &e), 0);
-    assert_fake_object(&x->f, "pre/r", n, 7);
-    char ranges[512];
-    put_ranges(&x->f, ranges, sizeof ranges);
-    assert_string_equal(ranges, "0-262143/*;262144-524287/*;262144-524287/*;524288-786431/*;"
-                                "786432-786436/786437");
+    assert_written(x, "r", n, 65536, 7);
+    assert_put_ranges(&x->f, "0-262143/*;262144-524287/*;262144-524287/*;524288-786431/*;"
+                             "786432-786436/786437");
 }
 
 static void test_abort_cancels_session(void **state)
@@ -367,8 +354,7 @@ static void test_storage_classes(void **state)
     struct cfg_storage_class sc = {.data = "NEARLINE", .metadata = "STANDARD"};
     x->s = open_fake(x, Q, NULL, 0, &sc);
     struct err e = {0};
-    assert_int_equal(write_steps(x->s, "d/small", 5000, 999, 9, &e), 0);
-    assert_fake_object(&x->f, "pre/d/small", 5000, 9);
+    assert_written(x, "d/small", 5000, 999, 9);
     assert_string_equal(fake_find(&x->f, "pre/d/small")->cls, "NEARLINE");
     assert_int_equal(fake_count(&x->f, "uploadType=multipart"), 1);
     assert_int_equal(stor_put(x->s, "d/metadata.yaml", "created: x\n", 11, &e), 0);
@@ -630,8 +616,7 @@ static void test_storage_with_key(void **state)
     x->s = open_fake(x, Q, x->key, 0, NULL);
     assert_int_equal(x->f.token_calls, 0); /* no network at open */
     struct err e = {0};
-    assert_int_equal(write_steps(x->s, "k/a", 3 * Q + 1, 65536, 14, &e), 0);
-    assert_fake_object(&x->f, "pre/k/a", 3 * Q + 1, 14);
+    assert_written(x, "k/a", 3 * Q + 1, 65536, 14);
     uint64_t size;
     assert_int_equal(stor_stat(x->s, "k/a", &size, NULL, &e), 0);
     assert_int_equal(x->f.token_calls, 1); /* one token for all those requests */
@@ -813,27 +798,10 @@ static int emu_open(void *ctx, struct stor **out, struct err *e)
     return emu_open_part(EMU_PART, path, out, e);
 }
 
-static void emu_cleanup(void *ctx, struct stor *s)
-{
-    /* Everything under the test's prefix, whatever the test left. */
-    struct stor_list_opts o = {.delimiter = true};
-    struct err e = {0};
-    struct stor_page p;
-    if (stor_list_page(s, &o, NULL, &p, &e) == 0) {
-        for (size_t i = 0; i < p.n; i++) {
-            if (p.entries[i].is_prefix)
-                stor_delete_prefix(s, p.entries[i].key, &e);
-            else
-                stor_delete(s, p.entries[i].key, &e);
-        }
-    }
-    stor_page_free(&p);
-}
-
 /* big object: exactly one part, so it goes up as a single-chunk resumable upload (the
  * emulator finalises a resumable upload at its first PUT). */
 static struct stor_contract emu_backend = {
-    .name = "gcs-emulator", .open = emu_open, .cleanup = emu_cleanup, .leftovers = NULL,
+    .name = "gcs-emulator", .open = emu_open, .cleanup = sc_cleanup_delete_all, .leftovers = NULL,
     .big_size = 12u << 20, .big_part = 12u << 20, .threads = 4, .per_thread = 15,
 };
 
@@ -1004,14 +972,8 @@ static void emu_foreign_objects(void **state)
 static void emu_store_down(void **state)
 {
     /* The emulator's port + 1 is not assumed free: use a port just released. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
     char ep[64];
-    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", loopback_released_port());
     struct cfg_gcp_storage c = {.bucket_name = (char *)emu_bucket(), .endpoint = ep};
     struct cloud_retry r = short_retry();
     struct gcs_open_opts o = {.retry = &r};

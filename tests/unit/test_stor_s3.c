@@ -29,13 +29,21 @@ static const char *env_or(const char *name, const char *dflt)
     return v && *v ? v : dflt;
 }
 
-static void short_retry(struct cloud_retry *r)
+static void short_retry(struct cloud_retry *r) { *r = sc_short_retry(50, 0, 30000); }
+
+/* Opens the store `c` describes with the short test retry policy. */
+static int open_s3_cfg(const struct cfg_s3_storage *c, struct stor **out, struct err *e)
 {
-    cloud_retry_default(r);
-    r->max_retries = 2;
-    r->base_delay_ms = 50;
-    r->timeout_ms = 30000;
-    r->connect_timeout_ms = 2000;
+    struct cloud_retry r;
+    short_retry(&r);
+    return stor_s3_open_with(c, &r, out, e);
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* Opens the test bucket under `prefix` with s3rver's account (or the given keys). */
@@ -54,9 +62,7 @@ static int open_s3(const char *bucket, const char *prefix, const char *key_id,
     };
     if (min_part)
         c.min_part_size = (cfg_int){true, (int64_t)min_part};
-    struct cloud_retry r;
-    short_retry(&r);
-    return stor_s3_open_with(&c, &r, out, e);
+    return open_s3_cfg(&c, out, e);
 }
 
 /* ---- contract backend --------------------------------------------------------------------- */
@@ -71,27 +77,10 @@ static int s3_contract_open(void *ctx, struct stor **out, struct err *e)
                    getenv("S3_SECRET_ACCESS_KEY"), 0, NULL, out, e);
 }
 
-static void s3_contract_cleanup(void *ctx, struct stor *s)
-{
-    (void)ctx;
-    /* Everything the test left, so the emulator's directory stays small. */
-    struct stor_list_opts o = {.delimiter = true};
-    struct stor_page p;
-    struct err e = {0};
-    if (stor_list_page(s, &o, NULL, &p, &e) == 0)
-        for (size_t i = 0; i < p.n; i++) {
-            if (p.entries[i].is_prefix)
-                stor_delete_prefix(s, p.entries[i].key, &e);
-            else
-                stor_delete(s, p.entries[i].key, &e);
-        }
-    stor_page_free(&p);
-}
-
 static struct stor_contract s3_backend = {
     .name = "s3",
     .open = s3_contract_open,
-    .cleanup = s3_contract_cleanup,
+    .cleanup = sc_cleanup_delete_all, /* so the emulator's directory stays small */
     .leftovers = NULL, /* s3rver implements neither ListMultipartUploads nor their abort */
     .big_size = (11u << 20) + 7,
     .big_part = 5u << 20,
@@ -216,11 +205,9 @@ static void test_store_down(void **state)
     struct cfg_s3_storage c = {.bucket = "b", .s3_region = "us-east-1",
                                .s3_endpoint_override = endpoint, .access_key_id = "k",
                                .secret_access_key = "sekrit"};
-    struct cloud_retry r;
-    short_retry(&r);
     struct stor *s;
     struct err e = {0};
-    assert_int_equal(stor_s3_open_with(&c, &r, &s, &e), 0);
+    assert_int_equal(open_s3_cfg(&c, &s, &e), 0);
     time_t t0 = time(NULL);
     assert_int_equal(stor_put(s, "x", "y", 1, &e), ERR_IO);
     assert_true(time(NULL) - t0 < 10);
@@ -367,9 +354,7 @@ static void test_credential_chain(void **state)
     assert_null(s3_ini_get("[a]\nk=1\n", "b", "k"));
     assert_null(s3_ini_get("[a]\n#k=1\n", "a", "k"));
 
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", home);
-    assert_int_equal(system(cmd), 0);
+    rm_rf(home);
     env_pop(save);
 }
 
@@ -424,6 +409,33 @@ static int capture_teardown(void **state)
     return 0;
 }
 
+/* A capture server logging into a fresh temporary directory. */
+struct capture_run {
+    char dir[64];
+    char log[128];
+    char endpoint[64];
+    pid_t pid;
+};
+
+static void capture_run_start(struct capture_run *cr)
+{
+    snprintf(cr->dir, sizeof cr->dir, "/tmp/abs_s3_capture.XXXXXX");
+    assert_non_null(mkdtemp(cr->dir));
+    snprintf(cr->log, sizeof cr->log, "%s/requests.log", cr->dir);
+    int port = 0;
+    cr->pid = capture_start(cr->log, &port);
+    snprintf(cr->endpoint, sizeof cr->endpoint, "http://127.0.0.1:%d", port);
+}
+
+/* How often `needle` occurs in `text`. */
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -439,13 +451,8 @@ static char *slurp(const char *path)
 static void test_request_headers(void **state)
 {
     (void)state;
-    char dir[64] = "/tmp/abs_s3_capture.XXXXXX", log[128];
-    assert_non_null(mkdtemp(dir));
-    snprintf(log, sizeof log, "%s/requests.log", dir);
-    int port = 0;
-    pid_t pid = capture_start(log, &port);
-    char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", port);
+    struct capture_run cr;
+    capture_run_start(&cr);
 
     struct env_save save[N_AWS_VARS];
     env_push(save);
@@ -454,13 +461,11 @@ static void test_request_headers(void **state)
     setenv("AWS_SESSION_TOKEN", "capture-token", 1);
     struct cfg_storage_class cls = {.data = "GLACIER_IR", .metadata = "STANDARD_IA"};
     struct cfg_s3_storage c = {.bucket = "capbucket", .s3_region = "eu-central-1",
-                               .path = "pre", .s3_endpoint_override = endpoint,
+                               .path = "pre", .s3_endpoint_override = cr.endpoint,
                                .storage_class = &cls, .min_part_size = {true, 5 << 20}};
-    struct cloud_retry r;
-    short_retry(&r);
     struct stor *s;
     struct err e = {0};
-    assert_int_equal(stor_s3_open_with(&c, &r, &s, &e), 0);
+    assert_int_equal(open_s3_cfg(&c, &s, &e), 0);
     env_pop(save);
 
     /* Data through a writer, metadata through put; a multipart object; a list; a delete. */
@@ -473,9 +478,9 @@ static void test_request_headers(void **state)
     stor_page_free(&p);
     assert_int_equal(stor_delete_prefix(s, "r/", &e), 0);
     stor_close(s);
-    capture_stop(pid);
+    capture_stop(cr.pid);
 
-    char *text = slurp(log);
+    char *text = slurp(cr.log);
     /* One line per request: "METHOD PATH?QUERY class=... sha=ok sig=ok token=..." */
     assert_non_null(strstr(text, "PUT /capbucket/pre/r/backup/1/data/ns/0_ns_1.asb? "
                                  "class=GLACIER_IR sha=ok sig=ok token=capture-token"));
@@ -497,31 +502,22 @@ static void test_request_headers(void **state)
     free(text);
 
     /* A 403 and a 500 from the store: clear errors; the 500 is retried, the 403 is not. */
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rm_rf(cr.dir);
 }
 
 /* The capture server's scripted failures: 403 with a body, 500s then success. */
 static void test_error_replies(void **state)
 {
     (void)state;
-    char dir[64] = "/tmp/abs_s3_capture.XXXXXX", log[128];
-    assert_non_null(mkdtemp(dir));
-    snprintf(log, sizeof log, "%s/requests.log", dir);
-    int port = 0;
-    pid_t pid = capture_start(log, &port);
-    char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", port);
+    struct capture_run cr;
+    capture_run_start(&cr);
     struct cfg_s3_storage c = {.bucket = "capbucket", .s3_region = "us-east-1",
-                               .s3_endpoint_override = endpoint, .access_key_id = "AK",
+                               .s3_endpoint_override = cr.endpoint, .access_key_id = "AK",
                                .secret_access_key = "topsecret",
                                .min_part_size = {true, 5 << 20}};
-    struct cloud_retry r;
-    short_retry(&r);
     struct stor *s;
     struct err e = {0};
-    assert_int_equal(stor_s3_open_with(&c, &r, &s, &e), 0);
+    assert_int_equal(open_s3_cfg(&c, &s, &e), 0);
     /* Keys the capture server treats specially. */
     assert_int_equal(stor_put(s, "deny", "x", 1, &e), ERR_IO);
     assert_non_null(strstr(e.msg, "access denied (check credentials): SignatureDoesNotMatch"));
@@ -552,31 +548,18 @@ static void test_error_replies(void **state)
     assert_non_null(strstr(e.msg, "InternalError"));
     free(buf);
     stor_close(s);
-    capture_stop(pid);
-    char *text = slurp(log);
-    int flaky = 0, broken = 0;
-    for (const char *p = text; (p = strstr(p, "PUT /capbucket/flaky")); p++)
-        flaky++;
-    for (const char *p = text; (p = strstr(p, "PUT /capbucket/broken")); p++)
-        broken++;
-    assert_int_equal(flaky, 3);
-    assert_int_equal(broken, 3); /* 1 + 2 retries */
-    int deny = 0;
-    for (const char *p = text; (p = strstr(p, "PUT /capbucket/deny")); p++)
-        deny++;
-    assert_int_equal(deny, 1);
+    capture_stop(cr.pid);
+    char *text = slurp(cr.log);
+    assert_int_equal(count_of(text, "PUT /capbucket/flaky"), 3);
+    assert_int_equal(count_of(text, "PUT /capbucket/broken"), 3); /* 1 + 2 retries */
+    assert_int_equal(count_of(text, "PUT /capbucket/deny"), 1);
     assert_non_null(strstr(text, "DELETE /capbucket/failpart?uploadId=UP%2F1"));
-    int heads = 0;
-    for (const char *p = text; (p = strstr(p, "HEAD /capbucket/changing")); p++)
-        heads++;
-    assert_int_equal(heads, 2);
+    assert_int_equal(count_of(text, "HEAD /capbucket/changing"), 2);
     assert_non_null(strstr(text, "GET /capbucket/changing? class=- sha=ok sig=ok token=- "
                                  "if-match=\"v1\""));
     assert_non_null(strstr(text, "DELETE /capbucket/failcomplete?uploadId=UP%2F1"));
     free(text);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rm_rf(cr.dir);
 }
 
 /* ---- remote configuration (-r) in a bucket ------------------------------------------------ */
@@ -636,9 +619,7 @@ static void test_remote_config(void **state)
     write_file(path, text);
     assert_int_equal(cfg_store_open(path, true, &cs, &e), ERR_INVALID);
     stor_close(s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    rm_rf(dir);
 }
 
 /* Without S3_ENDPOINT, re-run under tests/services/s3rver.sh (which starts the emulator). */

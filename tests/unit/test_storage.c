@@ -15,25 +15,9 @@
 #include <unistd.h>
 
 #include "storage_contract.h"
+#include "temp_storage.h"
 
 /* ---- fixture (local-only tests) --------------------------------------------------------- */
-
-struct fx {
-    char dir[64];   /* temp dir owned by the test */
-    char root[128]; /* storage root inside it */
-    struct stor *s;
-};
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void rm_rf(const char *path) { nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
 static int open_local(const char *path, struct stor **s, struct err *e)
 {
@@ -42,54 +26,55 @@ static int open_local(const char *path, struct stor **s, struct err *e)
     return stor_open(&c, s, e);
 }
 
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/abs_stor_test.XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->root, sizeof f->root, "%s/root", f->dir);
-    struct err e = {0};
-    if (open_local(f->root, &f->s, &e) != 0) {
-        fprintf(stderr, "open: %s\n", e.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
+static int setup(void **state) { return temp_fx_setup(state, "/tmp/abs_stor_test.XXXXXX"); }
 
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    stor_close(f->s);
-    rm_rf(f->dir);
-    free(f);
-    return 0;
-}
+static int teardown(void **state) { return temp_fx_teardown(state); }
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* Number of directory entries (hidden ones included) in a directory tree, dirs counted. */
-static int count_tree(const char *path)
+struct tree_tally {
+    int entries;    /* every entry, hidden ones and directories included */
+    long objects;   /* visible regular files outside hidden directories */
+    long leftovers; /* hidden entries (temp files) and visible directories holding no object */
+};
+
+static void tally_tree(const char *path, struct tree_tally *t)
 {
     DIR *d = opendir(path);
     if (!d)
-        return 0;
-    int n = 0;
+        return;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         char child[1024];
         snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-        n++;
-        if (de->d_type == DT_DIR)
-            n += count_tree(child);
+        bool hidden = de->d_name[0] == '.';
+        t->entries++;
+        if (hidden)
+            t->leftovers++;
+        if (de->d_type == DT_DIR) {
+            struct tree_tally inner = {0};
+            tally_tree(child, &inner);
+            t->entries += inner.entries;
+            if (!hidden) {
+                t->objects += inner.objects;
+                t->leftovers += inner.leftovers + (inner.objects == 0); /* an empty directory */
+            }
+        } else if (!hidden) {
+            t->objects++;
+        }
     }
     closedir(d);
-    return n;
 }
 
+/* Number of directory entries (hidden ones included) in a directory tree, dirs counted. */
+static int count_tree(const char *path)
+{
+    struct tree_tally t = {0};
+    tally_tree(path, &t);
+    return t.entries;
+}
 
 static mode_t mode_of(const char *path)
 {
@@ -101,41 +86,12 @@ static mode_t mode_of(const char *path)
 
 /* ---- local contract backend --------------------------------------------------------------- */
 
-/* Hidden files (temp files) and directories holding no object, under `path`; *objects gets the
- * number of regular visible files. */
-static long local_leftovers_in(const char *path, long *objects)
-{
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    long bad = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char child[1024];
-        snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-        if (de->d_name[0] == '.') {
-            bad++;
-        } else if (de->d_type == DT_DIR) {
-            long inner = 0;
-            bad += local_leftovers_in(child, &inner);
-            if (inner == 0)
-                bad++; /* an empty directory left behind */
-            *objects += inner;
-        } else {
-            (*objects)++;
-        }
-    }
-    closedir(d);
-    return bad;
-}
-
 static long local_leftovers(void *ctx, struct stor *s)
 {
     (void)ctx;
-    long objects = 0;
-    return local_leftovers_in(stor_root(s), &objects);
+    struct tree_tally t = {0};
+    tally_tree(stor_root(s), &t);
+    return t.leftovers;
 }
 
 static int local_open(void *ctx, struct stor **out, struct err *e)
@@ -152,7 +108,7 @@ static void local_cleanup(void *ctx, struct stor *s)
 {
     (void)ctx;
     char *root = strdup(stor_root(s));
-    rm_rf(dirname(root)); /* the mkdtemp directory */
+    rm_tree(dirname(root)); /* the mkdtemp directory */
     free(root);
 }
 
@@ -165,7 +121,7 @@ static struct stor_contract local_backend = {
 
 static void test_failed_commit_leaves_nothing(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     struct stor *s = f->s;
     struct err e = {0};
     struct stor_writer *w;
@@ -183,7 +139,7 @@ static void test_failed_commit_leaves_nothing(void **state)
 
 static void test_list_hidden_and_empty_dirs(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     struct stor *s = f->s;
     sc_put_str(s, "a/x", "1");
     char path[512];
@@ -218,7 +174,7 @@ static void test_list_hidden_and_empty_dirs(void **state)
 /* Deleting prunes the directories it empties, up to (not including) the root. */
 static void test_delete_prunes_dirs(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     struct stor *s = f->s;
     sc_make_layout(s);
     struct err e = {0};
@@ -246,7 +202,7 @@ static void test_delete_prunes_dirs(void **state)
 /* An open writer has its temp file on disk; commit leaves exactly the object's tree. */
 static void test_temp_file_until_commit(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     struct err e = {0};
     struct stor_writer *w;
     assert_int_equal(stor_writer_open(f->s, "r/backup/1/data/ns/metadata.yaml", 0, &w, &e), 0);
@@ -266,7 +222,7 @@ static void test_temp_file_until_commit(void **state)
 /* The leftovers probe used by the contract sees what it must. */
 static void test_leftovers_probe(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     char path[512];
     assert_int_equal(local_leftovers(NULL, f->s), 0);
     sc_put_str(f->s, "a/x", "1");
@@ -283,7 +239,7 @@ static void test_leftovers_probe(void **state)
 
 static void test_modes(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     struct stor *s = f->s;
     mode_t old = umask(0);
     sc_write_obj(s, "r/backup/1/data/test/0_test_1.asb", 10, 1);
@@ -325,7 +281,7 @@ static void test_modes(void **state)
 
 static void test_unwritable(void **state)
 {
-    struct fx *f = *state;
+    struct temp_fx *f = *state;
     struct err e = {0};
     struct stor *s = (void *)1;
     char path[512];
