@@ -25,19 +25,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-cache_root=${ABS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aerospike-backup-service}
-tool_dir=$cache_root/dockerfile-utils-$DOCKERFILE_UTILS_VERSION
-bin=$tool_dir/node_modules/.bin/dockerfile-utils
-if [ ! -f "$tool_dir/.installed" ] || [ ! -x "$bin" ]; then
-  command -v npm >/dev/null || die "npm is not installed (run scripts/deps.sh)"
-  echo "deps packaging: installing dockerfile-utils@$DOCKERFILE_UTILS_VERSION into $tool_dir" >&2
-  rm -rf "$tool_dir"
-  mkdir -p "$tool_dir"
-  echo '{"private": true}' >"$tool_dir/package.json"
-  npm install --no-save --no-audit --no-fund --no-package-lock --loglevel=error \
-    --prefix "$tool_dir" "dockerfile-utils@$DOCKERFILE_UTILS_VERSION" >&2 ||
-    { rm -rf "$tool_dir"; die "npm install dockerfile-utils@$DOCKERFILE_UTILS_VERSION failed"; }
-  [ -x "$bin" ] || { rm -rf "$tool_dir"; die "dockerfile-utils binary missing after install"; }
-  touch "$tool_dir/.installed"
-fi
-echo "$bin"
+source "$(dirname "$0")/../lib/npm-tool.sh"
+npm_tool_install packaging dockerfile-utils "$DOCKERFILE_UTILS_VERSION" node_modules/.bin/dockerfile-utils
+echo "$NPM_TOOL_DIR/node_modules/.bin/dockerfile-utils"
