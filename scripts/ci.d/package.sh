@@ -38,11 +38,13 @@ installed_status() { dpkg-query -W -f='${Status}' "$NAME" 2>/dev/null || true; }
 user_existed=no; getent passwd "$SERVICE_USER" >/dev/null && user_existed=yes
 state_existed=no; [ -e "/var/lib/$NAME" ] && state_existed=yes
 cleanup() {
-  [ -n "$SERVICE_PID" ] && kill -9 "$SERVICE_PID" 2>/dev/null
-  [ -n "$(installed_status)" ] && dpkg -P "$NAME" >/dev/null 2>&1
+  [ -n "$SERVICE_PID" ] && kill -9 "$SERVICE_PID" 2>/dev/null || true
+  [ -n "$(installed_status)" ] && dpkg -P "$NAME" >/dev/null 2>&1 || true
   if [ "$state_existed" = no ]; then rm -rf "/var/lib/$NAME"; fi
   if [ "$user_existed" = no ] && getent passwd "$SERVICE_USER" >/dev/null; then
-    userdel "$SERVICE_USER" 2>/dev/null; groupdel "$SERVICE_USER" 2>/dev/null
+    # userdel may take the user's group with it: neither failure may change the exit status
+    userdel "$SERVICE_USER" 2>/dev/null || true
+    groupdel "$SERVICE_USER" 2>/dev/null || true
   fi
   rm -rf "$WORK"
 }
