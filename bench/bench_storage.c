@@ -44,6 +44,9 @@ int main(int argc, char **argv)
     const char *host = argv[1], *ns = argv[3], *label = argv[5], *block = argv[6];
     int port = atoi(argv[2]);
     unsigned parallel = (unsigned)atoi(argv[4]);
+    /* BENCH_FILE_LIMIT_MB: the policy's file-limit (default 250), e.g. to keep every object
+     * under an emulator's upload limit */
+    long file_limit_mb = getenv("BENCH_FILE_LIMIT_MB") ? atol(getenv("BENCH_FILE_LIMIT_MB")) : 250;
     size_t cap = strlen(block) + 1024;
     char *yaml = malloc(cap);
     if (!yaml)
@@ -51,10 +54,10 @@ int main(int argc, char **argv)
     snprintf(yaml, cap,
              "aerospike-clusters: {c: {seed-nodes: [{host-name: %s, port: %d}]}}\n"
              "storage: {s: %s}\n"
-             "backup-policies: {p: {parallel: %u}}\n"
+             "backup-policies: {p: {parallel: %u, file-limit: %ld}}\n"
              "backup-routines: {r: {interval-cron: '@yearly', source-cluster: c, storage: s,"
              " backup-policy: p, namespaces: [%s]}}\n",
-             host, port, block, parallel, ns);
+             host, port, block, parallel, file_limit_mb, ns);
     struct cfg *cfg;
     struct err e = {0};
     struct as_cluster *c;
