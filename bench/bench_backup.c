@@ -31,22 +31,10 @@
 #include "jobs/backup_job.h"
 #include "jobs/cluster_link.h"
 #include "jobs/restore_job.h"
+#include "bench_util.h"
 #include "storage/storage.h"
 #include "util/strutil.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
 
 static int discard(void *ctx, const struct as_record *r, struct err *e)
 {

@@ -19,21 +19,9 @@
 #include "config/config.h"
 #include "jobs/backup_job.h"
 #include "jobs/cluster_link.h"
+#include "bench_util.h"
 #include "storage/storage.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
 
 int main(int argc, char **argv)
 {
