@@ -95,12 +95,7 @@ struct ns_run {
 
 static void run_fail(struct ns_run *r, const struct err *e)
 {
-    pthread_mutex_lock(&r->err_lock);
-    if (!r->failed) {
-        r->failed = true;
-        r->err = *e;
-    }
-    pthread_mutex_unlock(&r->err_lock);
+    err_keep_first(&r->err_lock, &r->failed, &r->err, e);
     r->stop = true;
 }
 

@@ -456,12 +456,7 @@ struct run {
 
 static void run_fail(struct run *r, const struct err *e)
 {
-    pthread_mutex_lock(&r->lock);
-    if (!r->failed) {
-        r->failed = true;
-        r->err = *e;
-    }
-    pthread_mutex_unlock(&r->lock);
+    err_keep_first(&r->lock, &r->failed, &r->err, e);
     r->stop = true;
 }
 

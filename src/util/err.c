@@ -67,3 +67,15 @@ const char *err_code_name(int code)
     default: return "internal error";
     }
 }
+
+bool err_keep_first(pthread_mutex_t *lock, bool *failed, struct err *first, const struct err *e)
+{
+    pthread_mutex_lock(lock);
+    bool kept = !*failed;
+    if (kept) {
+        *failed = true;
+        *first = *e;
+    }
+    pthread_mutex_unlock(lock);
+    return kept;
+}

@@ -9,7 +9,9 @@
 #ifndef ABS_UTIL_ERR_H
 #define ABS_UTIL_ERR_H
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum err_code {
     ERR_OK = 0,
@@ -36,6 +38,9 @@ int err_setv(struct err *e, int code, const char *fmt, va_list ap) __attribute__
 /* Prepends "prefix: " to the existing message, keeping the code; returns the code. */
 int err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(struct err *e);
+/* Keeps the first of several threads' errors: under `lock`, copies `e` into `first` and sets
+ * *failed unless an error is already kept. Returns whether this one was kept. */
+bool err_keep_first(pthread_mutex_t *lock, bool *failed, struct err *first, const struct err *e);
 const char *err_code_name(int code);
 
 #endif
