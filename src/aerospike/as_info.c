@@ -230,6 +230,38 @@ static void span_copy(char *dst, size_t cap, const char *v, size_t len)
     dst[len] = 0;
 }
 
+/* The next (zeroed) element of a growing array *arrp of *n elements with capacity *cap: the
+ * caller counts it in (*n)++ once it keeps it. NULL when out of memory (array left as is). */
+static void *list_slot(void *arrp, size_t *n, size_t *cap, size_t size)
+{
+    char *arr;
+    memcpy(&arr, arrp, sizeof arr);
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4;
+        char *g = realloc(arr, nc * size);
+        if (!g)
+            return NULL;
+        arr = g;
+        *cap = nc;
+        memcpy(arrp, &arr, sizeof arr);
+    }
+    memset(arr + *n * size, 0, size);
+    return arr + *n * size;
+}
+
+/* Frees a flat array filled by list_slot and reports the allocation failure. */
+static int list_fail(void *arrp, size_t *n, struct err *e)
+{
+    void *arr;
+    memcpy(&arr, arrp, sizeof arr);
+    free(arr);
+    arr = NULL;
+    memcpy(arrp, &arr, sizeof arr);
+    *n = 0;
+    return err_set(e, ERR_NOMEM, "out of memory");
+}
+
+
 int as_info_parse_namespace(const char *v, size_t len, struct as_ns_info *out, struct err *e)
 {
     memset(out, 0, sizeof *out);
@@ -274,19 +306,10 @@ int as_info_parse_sets(const char *v, size_t len, struct as_set_info **out, size
         size_t sl, nl;
         if (el == 0 || !as_info_kv(ent, el, ':', "set", &sv, &sl))
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct as_set_info *g = realloc(*out, cap * sizeof *g);
-            if (!g) {
-                free(*out);
-                *out = NULL;
-                *n = 0;
-                return err_set(e, ERR_NOMEM, "out of memory");
-            }
-            *out = g;
-        }
-        struct as_set_info *s = &(*out)[(*n)++];
-        memset(s, 0, sizeof *s);
+        struct as_set_info *s = list_slot(out, n, &cap, sizeof **out);
+        if (!s)
+            return list_fail(out, n, e);
+        (*n)++;
         span_copy(s->name, sizeof s->name, sv, sl);
         if (as_info_kv(ent, el, ':', "ns", &nv, &nl))
             span_copy(s->ns, sizeof s->ns, nv, nl);
@@ -345,15 +368,10 @@ int as_info_parse_sindex_list(const char *v, size_t len, struct as_sindex_info *
         size_t xl = 0;
         if (el == 0 || !as_info_kv(ent, el, ':', "indexname", &x, &xl))
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct as_sindex_info *g = realloc(*out, cap * sizeof *g);
-            if (!g)
-                goto nomem;
-            *out = g;
-        }
-        struct as_sindex_info *s = &(*out)[(*n)++];
-        memset(s, 0, sizeof *s);
+        struct as_sindex_info *s = list_slot(out, n, &cap, sizeof **out);
+        if (!s)
+            goto nomem;
+        (*n)++;
         span_copy(s->name, sizeof s->name, x, xl);
         if (as_info_kv(ent, el, ':', "ns", &x, &xl))
             span_copy(s->ns, sizeof s->ns, x, xl);
@@ -475,19 +493,10 @@ int as_info_parse_udf_list(const char *v, size_t len, struct as_udf_info **out, 
         size_t xl = 0;
         if (el == 0 || !as_info_kv(ent, el, ',', "filename", &x, &xl))
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 4;
-            struct as_udf_info *g = realloc(*out, cap * sizeof *g);
-            if (!g) {
-                free(*out);
-                *out = NULL;
-                *n = 0;
-                return err_set(e, ERR_NOMEM, "out of memory");
-            }
-            *out = g;
-        }
-        struct as_udf_info *u = &(*out)[(*n)++];
-        memset(u, 0, sizeof *u);
+        struct as_udf_info *u = list_slot(out, n, &cap, sizeof **out);
+        if (!u)
+            return list_fail(out, n, e);
+        (*n)++;
         span_copy(u->name, sizeof u->name, x, xl);
         if (as_info_kv(ent, el, ',', "hash", &x, &xl))
             span_copy(u->hash, sizeof u->hash, x, xl);
@@ -614,19 +623,9 @@ int as_info_parse_peers(const char *v, size_t len, int64_t *generation, struct a
     for (;;) {
         if (!cur_eat(&c, '['))
             goto bad;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 4;
-            struct as_peer *g = realloc(*out, cap * sizeof *g);
-            if (!g) {
-                free(*out);
-                *out = NULL;
-                *n = 0;
-                return err_set(e, ERR_NOMEM, "out of memory");
-            }
-            *out = g;
-        }
-        struct as_peer *p = &(*out)[*n];
-        memset(p, 0, sizeof *p);
+        struct as_peer *p = list_slot(out, n, &cap, sizeof **out);
+        if (!p)
+            return list_fail(out, n, e);
         cur_token(&c, ",]", &t, &tl);
         if (tl == 0 || tl >= sizeof p->node)
             goto bad;
@@ -697,19 +696,9 @@ int as_info_parse_services(const char *v, size_t len, struct as_peer **out, size
         while (j < len && v[j] != ';')
             j++;
         if (j > i) {
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 4;
-                struct as_peer *g = realloc(*out, cap * sizeof *g);
-                if (!g) {
-                    free(*out);
-                    *out = NULL;
-                    *n = 0;
-                    return err_set(e, ERR_NOMEM, "out of memory");
-                }
-                *out = g;
-            }
-            struct as_peer *p = &(*out)[*n];
-            memset(p, 0, sizeof *p);
+            struct as_peer *p = list_slot(out, n, &cap, sizeof **out);
+            if (!p)
+                return list_fail(out, n, e);
             if (parse_addr(v + i, j - i, 3000, p->addrs[0].host, sizeof p->addrs[0].host,
                            &p->addrs[0].port)) {
                 free(*out);

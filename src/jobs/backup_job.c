@@ -32,6 +32,7 @@
 #include "config/cfg_schema.h"
 #include "config/cfg_validate.h"
 #include "io/io.h"
+#include "jobs/record_views.h"
 #include "jobs/backup_meta.h"
 #include "jobs/cluster_conf.h"
 #include "jobs/racks.h"
@@ -40,16 +41,6 @@
 #include "util/log.h"
 #include "util/strutil.h"
 #include "util/throttle.h"
-
-/* Scanned records go to the encoder without copying: the two views have the same layout. */
-_Static_assert(sizeof(struct as_record) == sizeof(struct asb_record), "record view layout");
-_Static_assert(offsetof(struct as_record, bins) == offsetof(struct asb_record, bins), "record view layout");
-_Static_assert(offsetof(struct as_record, key) == offsetof(struct asb_record, key), "record view layout");
-_Static_assert(offsetof(struct as_record, void_time) == offsetof(struct asb_record, void_time), "layout");
-_Static_assert(sizeof(struct as_bin) == sizeof(struct asb_bin), "bin view layout");
-_Static_assert(offsetof(struct as_bin, v) == offsetof(struct asb_bin, v), "bin view layout");
-_Static_assert(sizeof(struct as_value) == sizeof(struct asb_value), "value view layout");
-_Static_assert(offsetof(struct as_value, data) == offsetof(struct asb_value, data), "value view layout");
 
 #define DEFAULT_PARALLEL 8
 #define DEFAULT_FILE_LIMIT_MB 250

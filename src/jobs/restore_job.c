@@ -29,19 +29,10 @@
 #include "aerospike/as_write.h"
 #include "asb/asb.h"
 #include "io/io.h"
+#include "jobs/record_views.h"
 #include "secret/key_source.h"
 #include "util/log.h"
 #include "util/strutil.h"
-
-/* Decoded records go to the writer without copying the views: the layouts are the same. */
-_Static_assert(sizeof(struct as_record) == sizeof(struct asb_record), "record view layout");
-_Static_assert(offsetof(struct as_record, bins) == offsetof(struct asb_record, bins), "record view layout");
-_Static_assert(offsetof(struct as_record, key) == offsetof(struct asb_record, key), "record view layout");
-_Static_assert(offsetof(struct as_record, void_time) == offsetof(struct asb_record, void_time), "layout");
-_Static_assert(sizeof(struct as_bin) == sizeof(struct asb_bin), "bin view layout");
-_Static_assert(offsetof(struct as_bin, v) == offsetof(struct asb_bin, v), "bin view layout");
-_Static_assert(sizeof(struct as_value) == sizeof(struct asb_value), "value view layout");
-_Static_assert(offsetof(struct as_value, data) == offsetof(struct asb_value, data), "value view layout");
 
 #define ATOMIC_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 #define MOD "restore"
