@@ -395,41 +395,90 @@ static void delete_partial(struct stor *s, const char *prefix, const char *why, 
     ++*deleted;
 }
 
-/* One timestamp folder: all of it when no namespace is complete, else its incomplete
- * namespace folders. Listing errors stop the walk (nothing is deleted on a doubt). */
-static int clean_folder(struct stor *s, const char *folder, size_t *deleted, int *first,
-                        struct err *e)
+/* One recursive listing of "<routine>/<kind>/" sorted by key, read as a stream of timestamp
+ * folders and, inside each, namespace folders ("<ts>/data/<ns>/"): a namespace folder without
+ * metadata.yaml is partial; a timestamp folder with no complete namespace is partial whole.
+ * What to delete is only collected here (deleting while paging would move the listing). */
+struct partial_scan {
+    size_t root_len;
+    struct name_list folders;    /* every timestamp folder seen ("<root><ts>/") */
+    struct name_list whole;      /* timestamp folders to delete */
+    struct name_list partial_ns; /* namespace folders to delete */
+    struct name_list ts_partial; /* incomplete namespaces of the current timestamp folder */
+    size_t ts_complete;          /* complete namespaces of the current timestamp folder */
+    char ns[STOR_KEY_MAX + 1];   /* current namespace folder ("" = none) */
+    bool ns_complete;
+};
+
+static int scan_end_ns(struct partial_scan *ps, struct err *e)
 {
-    char *data = xprintf("%sdata/", folder);
-    if (!data)
-        return err_set(e, ERR_NOMEM, "out of memory");
-    struct name_list nss = {0}, partial = {0};
-    size_t complete = 0;
-    int rc = list_dirs(s, data, &nss, e);
-    for (size_t j = 0; rc == 0 && j < nss.n; j++) {
-        char *meta_key = xprintf("%smetadata.yaml", nss.v[j]);
-        if (!meta_key) {
-            rc = err_set(e, ERR_NOMEM, "out of memory");
-            break;
-        }
-        struct err se = {0};
-        int src = stor_stat(s, meta_key, NULL, NULL, &se);
-        free(meta_key);
-        if (src == 0)
-            complete++;
-        else if (src == ERR_NOT_FOUND)
-            rc = names_add(&partial, nss.v[j], e);
-        else
-            complete++; /* cannot tell: keep it */
-    }
-    if (rc == 0 && complete == 0)
-        delete_partial(s, folder, "no namespace has metadata.yaml", deleted, first, e);
-    for (size_t j = 0; rc == 0 && complete > 0 && j < partial.n; j++)
-        delete_partial(s, partial.v[j], "no metadata.yaml", deleted, first, e);
-    names_free(&partial);
-    names_free(&nss);
-    free(data);
+    int rc = 0;
+    if (ps->ns[0] && ps->ns_complete)
+        ps->ts_complete++;
+    else if (ps->ns[0])
+        rc = names_add(&ps->ts_partial, ps->ns, e);
+    ps->ns[0] = '\0';
     return rc;
+}
+
+static int scan_end_folder(struct partial_scan *ps, struct err *e)
+{
+    int rc = scan_end_ns(ps, e);
+    if (rc == 0 && ps->folders.n && ps->ts_complete == 0)
+        rc = names_add(&ps->whole, ps->folders.v[ps->folders.n - 1], e);
+    for (size_t i = 0; rc == 0 && ps->ts_complete && i < ps->ts_partial.n; i++)
+        rc = names_add(&ps->partial_ns, ps->ts_partial.v[i], e);
+    names_free(&ps->ts_partial);
+    ps->ts_complete = 0;
+    return rc;
+}
+
+static int scan_object(void *ctx, const struct stor_entry *ent, struct err *e)
+{
+    struct partial_scan *ps = ctx;
+    const char *rest = ent->key + ps->root_len;
+    size_t ts_len = strcspn(rest, "/");
+    char ts_name[256];
+    int64_t ts;
+    if (!rest[ts_len] || ts_len >= sizeof ts_name)
+        return 0;
+    memcpy(ts_name, rest, ts_len);
+    ts_name[ts_len] = '\0';
+    if (meta_folder_timestamp(ts_name, &ts))
+        return 0;
+    size_t folder_len = ps->root_len + ts_len + 1;
+    const char *cur = ps->folders.n ? ps->folders.v[ps->folders.n - 1] : NULL;
+    if (!cur || strlen(cur) != folder_len || strncmp(cur, ent->key, folder_len) != 0) {
+        if (cur && scan_end_folder(ps, e))
+            return e->code;
+        char *folder = strndup(ent->key, folder_len);
+        int rc = folder ? names_add(&ps->folders, folder, e) : err_set(e, ERR_NOMEM, "out of memory");
+        free(folder);
+        if (rc)
+            return rc;
+    }
+    const char *sub = ent->key + folder_len;
+    if (strncmp(sub, "data/", 5) != 0 || !strchr(sub + 5, '/'))
+        return 0;
+    size_t ns_len = (size_t)(strchr(sub + 5, '/') + 1 - ent->key);
+    if (strlen(ps->ns) != ns_len || strncmp(ps->ns, ent->key, ns_len) != 0) {
+        if (scan_end_ns(ps, e))
+            return e->code;
+        memcpy(ps->ns, ent->key, ns_len);
+        ps->ns[ns_len] = '\0';
+        ps->ns_complete = false;
+    }
+    if (strcmp(ent->key + ns_len, "metadata.yaml") == 0)
+        ps->ns_complete = true;
+    return 0;
+}
+
+static void partial_scan_free(struct partial_scan *ps)
+{
+    names_free(&ps->folders);
+    names_free(&ps->whole);
+    names_free(&ps->partial_ns);
+    names_free(&ps->ts_partial);
 }
 
 /* Local storage only: timestamp folders holding nothing but temporary files (a crash before
@@ -480,23 +529,18 @@ int history_clean_partial(struct stor *s, const char *routine, size_t *deleted, 
         char *root = xprintf("%s/%s/", routine, kind_folder((enum history_kind)k));
         if (!root)
             return err_set(e, ERR_NOMEM, "out of memory");
-        size_t root_len = strlen(root);
-        struct name_list folders = {0};
-        rc = list_dirs(s, root, &folders, e);
-        for (size_t i = 0; rc == 0 && i < folders.n; i++) {
-            int64_t ts;
-            char name[256];
-            size_t nlen = strlen(folders.v[i]) - root_len - 1;
-            if (nlen >= sizeof name)
-                continue;
-            memcpy(name, folders.v[i] + root_len, nlen);
-            name[nlen] = '\0';
-            if (meta_folder_timestamp(name, &ts) == 0)
-                rc = clean_folder(s, folders.v[i], deleted, &first, e);
-        }
+        struct partial_scan ps = {.root_len = strlen(root)};
+        struct stor_list_opts o = {.prefix = root};
+        rc = stor_list(s, &o, scan_object, &ps, e);
+        if (rc == 0 && ps.folders.n)
+            rc = scan_end_folder(&ps, e);
+        for (size_t i = 0; rc == 0 && i < ps.whole.n; i++)
+            delete_partial(s, ps.whole.v[i], "no namespace has metadata.yaml", deleted, &first, e);
+        for (size_t i = 0; rc == 0 && i < ps.partial_ns.n; i++)
+            delete_partial(s, ps.partial_ns.v[i], "no metadata.yaml", deleted, &first, e);
         if (rc == 0)
-            rc = clean_hidden_local(s, root, &folders, deleted, &first, e);
-        names_free(&folders);
+            rc = clean_hidden_local(s, root, &ps.folders, deleted, &first, e);
+        partial_scan_free(&ps);
         free(root);
     }
     if (rc)
