@@ -132,21 +132,12 @@ static int az_sign_attempt(struct az_stor *s, const char *method, const char *ur
     return nomem ? err_set(e, ERR_NOMEM, "out of memory") : 0;
 }
 
-/* Per-request signing context: cloud_http_do reports a failed signer as 1, so the signer's
- * own error code is kept here and restored by az_do. */
-struct az_sign_ctx {
-    struct az_stor *s;
-    int code;
-};
-
 static int az_sign(void *ctx, const char *method, const char *url,
                    const struct curl_slist *headers, const void *body, size_t body_len,
                    struct curl_slist **extra, struct err *e)
 {
     (void)body;
-    struct az_sign_ctx *c = ctx;
-    c->code = az_sign_attempt(c->s, method, url, headers, body_len, extra, e);
-    return c->code;
+    return az_sign_attempt(ctx, method, url, headers, body_len, extra, e);
 }
 
 struct az_call {
@@ -164,19 +155,13 @@ struct az_call {
 static int az_do(struct az_stor *s, const char *what, const struct az_call *c,
                  struct cloud_http_resp *resp, struct err *e)
 {
-    /* PUT always gets a (possibly empty) body so curl adds no form Content-Type. */
-    struct az_sign_ctx sc = {s, 0};
-    const void *body = c->body;
-    if (!body && strcmp(c->method, "PUT") == 0)
-        body = "";
     struct cloud_http_req req = {.what = what, .method = c->method, .url = c->url,
-                                 .headers = c->headers, .body = body,
+                                 .headers = c->headers, .body = c->body,
                                  .body_len = c->body_len,
                                  .max_body = c->max_body ? c->max_body : AZ_ERROR_REPLY_MAX,
                                  .sink = c->sink, .sink_reset = c->sink_reset,
-                                 .sink_ctx = c->sink_ctx, .sign = az_sign, .sign_ctx = &sc};
-    int rc = cloud_http_do(s->http, &req, resp, e);
-    return rc > 0 && sc.code ? sc.code : rc;
+                                 .sink_ctx = c->sink_ctx, .sign = az_sign, .sign_ctx = s};
+    return cloud_http_do(s->http, &req, resp, e);
 }
 
 /* First <tag>text</tag> of an XML error body, copied into out ("" when absent). */
