@@ -227,7 +227,6 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     struct err e = {0};
     struct cfg_store *store = NULL;
     if (cfg_store_open(o.config_path, o.remote, &store, &e)) {

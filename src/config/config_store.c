@@ -19,6 +19,7 @@
 #include "config/cfg_schema.h"
 #include "config/cfg_validate.h"
 #include "config/cfg_yaml.h"
+#include "storage/cloud_http.h"
 #include "storage/storage.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -132,6 +133,7 @@ static size_t curl_sink(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static int fetch_url(const char *url, char **out, size_t *out_len, struct err *e)
 {
+    cloud_http_global_init();
     CURL *h = curl_easy_init();
     if (!h)
         return err_set(e, ERR_NOMEM, "cannot initialise HTTP client");

@@ -105,10 +105,18 @@ struct out_file {
     struct asb_writer aw;
 };
 
-static int file_open(struct ns_run *r, struct out_file *f, const char *prefix, bool first_file,
+/* Takes the next file number n of <prefix><ns>_<n>.asb */
+static uint32_t file_number(struct ns_run *r)
+{
+    return __atomic_add_fetch(&r->file_seq, 1, __ATOMIC_RELAXED);
+}
+
+/* Opens file number n (0 = the next one) with its header. */
+static int file_open(struct ns_run *r, struct out_file *f, const char *prefix, uint32_t n, bool first_file,
                      struct err *e)
 {
-    uint32_t n = __atomic_add_fetch(&r->file_seq, 1, __ATOMIC_RELAXED);
+    if (n == 0)
+        n = file_number(r);
     char key[800];
     str_printf(key, sizeof key, "%s%s%s_%" PRIu32 ".asb", r->folder, prefix, r->ns, n);
     memset(f, 0, sizeof *f);
@@ -213,7 +221,7 @@ static int on_record(void *ctx, const struct as_record *rec, struct err *e)
     if (!w->file.open) {
         char prefix[16];
         str_printf(prefix, sizeof prefix, "%u_", w->index);
-        if (file_open(r, &w->file, prefix, false, e))
+        if (file_open(r, &w->file, prefix, 0, false, e))
             return e->code;
     }
     uint64_t before = w->file.aw.bytes;
@@ -415,16 +423,21 @@ static int write_udfs(struct ns_run *r, struct as_node *node, struct out_file *f
     return rc;
 }
 
-static int write_metadata_file(struct ns_run *r, struct err *e)
+static bool metadata_file_wanted(const struct ns_run *r)
 {
     bool indexes = !(r->pol && r->pol->no_indexes.v), udfs = !(r->pol && r->pol->no_udfs.v);
-    if (r->spec->kind != BACKUP_FULL || (!indexes && !udfs))
-        return 0;
+    return r->spec->kind == BACKUP_FULL && (indexes || udfs);
+}
+
+/* metadata_<ns>_<n>.asb: the UDFs and secondary indexes of a full backup. */
+static int write_metadata_file(struct ns_run *r, uint32_t n, struct err *e)
+{
+    bool indexes = !(r->pol && r->pol->no_indexes.v), udfs = !(r->pol && r->pol->no_udfs.v);
     struct as_node *node = as_cluster_random_node(r->cluster);
     if (!node)
         return err_set(e, ERR_UNAVAILABLE, "no cluster node available");
     struct out_file f;
-    int rc = file_open(r, &f, "metadata_", true, e);
+    int rc = file_open(r, &f, "metadata_", n, true, e);
     if (rc == 0 && udfs)
         rc = write_udfs(r, node, &f, e);
     if (rc == 0 && indexes)
@@ -542,7 +555,10 @@ static void set_records_per_second(struct ns_run *r, unsigned n_workers)
     r->scan.records_per_second = share ? (uint32_t)share : 1;
 }
 
-static int scan_namespace(struct ns_run *r, struct err *e)
+/* Starts the scan workers (when records are wanted); while they run, writes the UDF/index file
+ * (number 1, as asbackup numbers it) and estimates the records, so that neither the info
+ * round trips nor the file's sync delay the scan. */
+static int run_namespace(struct ns_run *r, bool records_wanted, struct err *e)
 {
     uint16_t *plan = malloc(CFG_PARTITIONS * sizeof *plan);
     size_t n_pids = 0;
@@ -550,16 +566,24 @@ static int scan_namespace(struct ns_run *r, struct err *e)
         free(plan);
         return plan ? e->code : err_set(e, ERR_NOMEM, "out of memory");
     }
-    ATOMIC_ADD(&r->progress->records_estimate, estimate_records(r, n_pids));
-    unsigned n_workers = worker_count(r, n_pids);
-    set_records_per_second(r, n_workers);
-    struct worker *ws = calloc(n_workers, sizeof *ws);
-    int rc = ws ? start_workers(r, plan, n_pids, ws, n_workers, e) : err_set(e, ERR_NOMEM, "out of memory");
+    uint32_t metadata_n = metadata_file_wanted(r) ? file_number(r) : 0;
+    unsigned n_workers = records_wanted ? worker_count(r, n_pids) : 0;
+    struct worker *ws = calloc(n_workers ? n_workers : 1, sizeof *ws);
+    int rc = ws ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+    if (rc == 0 && n_workers) {
+        set_records_per_second(r, n_workers);
+        rc = start_workers(r, plan, n_pids, ws, n_workers, e);
+    }
     free(plan);
     if (!ws)
         return rc;
     if (rc)
         r->stop = true;
+    struct err me = {0};
+    if (rc == 0 && metadata_n && write_metadata_file(r, metadata_n, &me))
+        run_fail(r, &me);
+    if (rc == 0 && n_workers)
+        ATOMIC_ADD(&r->progress->records_estimate, estimate_records(r, n_pids));
     for (unsigned i = 0; i < n_workers; i++) {
         if (ws[i].started)
             pthread_join(ws[i].thread, NULL);
@@ -633,9 +657,7 @@ static int backup_namespace(const struct backup_spec *spec, struct as_cluster *c
     int rc = configure_run(&r, &key, e);
     bool records_wanted = !(r.pol && r.pol->no_records.v);
     if (rc == 0)
-        rc = write_metadata_file(&r, e);
-    if (rc == 0 && records_wanted)
-        rc = scan_namespace(&r, e);
+        rc = run_namespace(&r, records_wanted, e);
     bool empty_incremental = spec->kind == BACKUP_INCREMENTAL && r.records == 0;
     *kept = false;
     if (rc == 0 && empty_incremental)

@@ -38,9 +38,14 @@ void cloud_retry_default(struct cloud_retry *r)
     r->connect_timeout_ms = 10000;
 }
 
-int cloud_http_new(const struct cloud_http_opts *o, struct cloud_http **out, struct err *e)
+void cloud_http_global_init(void)
 {
     pthread_once(&curl_once, curl_init_once);
+}
+
+int cloud_http_new(const struct cloud_http_opts *o, struct cloud_http **out, struct err *e)
+{
+    cloud_http_global_init();
     struct cloud_http *h = calloc(1, sizeof *h);
     if (!h)
         return err_set(e, ERR_NOMEM, "out of memory");

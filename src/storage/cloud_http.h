@@ -54,6 +54,10 @@ struct cloud_http_opts {
 };
 
 int cloud_http_new(const struct cloud_http_opts *o, struct cloud_http **out, struct err *e);
+
+/* libcurl's global initialisation, done once on first use (thread-safe): it sets up OpenSSL
+ * for HTTPS and costs a couple of MiB of memory, which a service on local storage never pays. */
+void cloud_http_global_init(void);
 void cloud_http_free(struct cloud_http *h); /* NULL ok */
 
 /* Called before every attempt (the first and each retry) to add time-dependent headers
