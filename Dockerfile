@@ -14,14 +14,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN make build && strip build/target/aerospike-backup-service
+RUN make build && strip build/target/aerospike-backup-service build/target/aerospike-backup-service-cloud.so
 
 FROM debian:12-slim
 ARG VERSION=""
 LABEL org.opencontainers.image.title="aerospike-backup-service" \
       org.opencontainers.image.description="Aerospike Backup Service: scheduled backups and restores of Aerospike clusters" \
       org.opencontainers.image.version="${VERSION}"
-# The runtime libraries the binary links (the .deb's Depends), and curl for the health check.
+# The runtime libraries the binary and its cloud module link (the .deb's Depends), and curl for
+# the health check.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates curl \
@@ -33,6 +34,8 @@ RUN groupadd --system --gid 10001 aerospike-backup-service \
  && install -d -m 0750 -o aerospike-backup-service -g aerospike-backup-service \
       /app /var/lib/aerospike-backup-service
 COPY --from=build /src/build/target/aerospike-backup-service /usr/bin/aerospike-backup-service
+COPY --from=build /src/build/target/aerospike-backup-service-cloud.so \
+     /usr/lib/aerospike-backup-service/aerospike-backup-service-cloud.so
 COPY --chown=10001:10001 packaging/aerospike-backup-service.yml /app/config.yml
 
 USER 10001:10001

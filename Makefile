@@ -1,5 +1,5 @@
 # Makefile - the seed's entry points, on top of CMake/CPack:
-#   make build                        the service binary into build/target/
+#   make build                        the service binary and its cloud module into build/target/
 #   make packages                     .deb and .rpm (+ .sha256 each) into build/target/
 #   make test                         the whole test suite (scripts/test.sh)
 #   make release NEXT_VERSION=x.y.z   bump VERSION (and the OpenAPI spec's version)
@@ -23,9 +23,9 @@ IMAGE ?= aerospike/aerospike-backup-service
 build:
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
 		-DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON >/dev/null
-	cmake --build $(BUILD_DIR) -j$(JOBS) --target $(BINARY_NAME) abs_manpage
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target $(BINARY_NAME) abs_cloud abs_manpage
 	mkdir -p $(TARGET_DIR)
-	cp $(BUILD_DIR)/$(BINARY_NAME) $(TARGET_DIR)/$(BINARY_NAME)
+	cp $(BUILD_DIR)/$(BINARY_NAME) $(BUILD_DIR)/$(BINARY_NAME)-cloud.so $(TARGET_DIR)/
 	@echo "built $(TARGET_DIR)/$(BINARY_NAME) $(VERSION)"
 
 packages: build

@@ -28,6 +28,8 @@ add_custom_target(abs_manpage ALL DEPENDS ${ABS_MANPAGE_GZ})
 
 # ---- install rules ----
 install(TARGETS aerospike-backup-service RUNTIME DESTINATION bin)
+# the cloud module (src/storage/cloud_module.h): found at ../lib/aerospike-backup-service from bin
+install(TARGETS abs_cloud LIBRARY DESTINATION lib/${ABS_PKG_NAME})
 install(FILES ${ABS_PKG_SRC}/${ABS_PKG_NAME}.yml
         DESTINATION /etc/${ABS_PKG_NAME}
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)

@@ -7,7 +7,6 @@
  * Signals are blocked in every thread and taken synchronously by the main thread with
  * sigwait(), so no work happens in signal context.
  */
-#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include "jobs/restores.h"
 #include "metrics/metrics.h"
 #include "sched/scheduler.h"
+#include "storage/cloud_module.h"
 #include "util/log.h"
 #include "util/sdnotify.h"
 #include "version.h"
@@ -129,6 +129,10 @@ static void on_config_change(void *ctx, struct cfg *snapshot)
     sched_update(svc->sched, snapshot);
 }
 
+/* How long start-up waits for the backup history before serving without it (see
+ * jobs_load_history): local storage takes milliseconds, an unreachable store hours of retries. */
+#define HISTORY_WAIT_MS 3000
+
 static int start_backups(struct service *svc, struct err *e)
 {
     if (history_cache_new(&svc->history, e) || jobs_new(svc->history, svc->metrics, &svc->jobs, e) ||
@@ -141,10 +145,11 @@ static int start_backups(struct service *svc, struct err *e)
     jobs_set_scheduler(svc->jobs, svc->sched);
     jobs_set_restores(svc->jobs, svc->restores);
     struct cfg *snapshot = cfg_store_snapshot(svc->store);
-    jobs_refresh_history(svc->jobs, snapshot);
-    sched_update(svc->sched, snapshot);
+    int rc = jobs_load_history(svc->jobs, snapshot, HISTORY_WAIT_MS, e);
+    if (rc == 0)
+        sched_update(svc->sched, snapshot);
     cfg_release(snapshot);
-    return sched_start(svc->sched, e);
+    return rc ? rc : sched_start(svc->sched, e);
 }
 
 static void stop_backups(struct service *svc)
@@ -212,11 +217,25 @@ static int run(struct cfg_store *store)
     }
     if (sdnotify_stopping(&e))
         LOG_W("main", "%s", e.msg);
+    cloud_module_abort_retries(); /* jobs waiting on an unreachable store end now */
     api_stop(server);
     cfg_store_set_listener(store, NULL, NULL);
     stop_backups(&svc);
     metrics_free(svc.metrics);
     LOG_I("main", "stopped");
+    return 0;
+}
+
+/* A configuration with cloud storage needs the cloud module: without it (a broken install) the
+ * service would run but fail every job, so it stops here and says what is missing. */
+static int check_cloud_support(const struct cfg *c, struct err *e)
+{
+    for (size_t i = 0; i < c->storage.n; i++) {
+        const struct cfg_storage *s = c->storage.items[i];
+        const struct cloud_module *cloud;
+        if (!s->local && cloud_module_get(&cloud, e))
+            return err_prefix(e, "storage.%s", c->storage.names[i]);
+    }
     return 0;
 }
 
@@ -231,21 +250,25 @@ int main(int argc, char **argv)
     struct cfg_store *store = NULL;
     if (cfg_store_open(o.config_path, o.remote, &store, &e)) {
         fprintf(stderr, "aerospike-backup-service: invalid configuration: %s\n", e.msg);
-        curl_global_cleanup();
+        cloud_module_shutdown();
         return 1;
     }
     struct cfg *snapshot = cfg_store_snapshot(store);
     rc = configure_logger(snapshot, &e);
+    if (rc)
+        err_prefix(&e, "service.logger");
+    else
+        rc = check_cloud_support(snapshot, &e);
     cfg_release(snapshot);
     if (rc) {
-        fprintf(stderr, "aerospike-backup-service: %s: service.logger: %s\n", o.config_path, e.msg);
+        fprintf(stderr, "aerospike-backup-service: %s: %s\n", o.config_path, e.msg);
         cfg_store_free(store);
-        curl_global_cleanup();
+        cloud_module_shutdown();
         return 1;
     }
     rc = run(store);
     cfg_store_free(store);
     log_shutdown();
-    curl_global_cleanup();
+    cloud_module_shutdown();
     return rc;
 }

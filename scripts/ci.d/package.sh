@@ -80,6 +80,7 @@ echo "== dpkg -i =="
 dpkg -i "$DEB" >"$WORK/dpkg-i.log" 2>&1 || { cat "$WORK/dpkg-i.log"; exit 1; }
 check "installed" test "$(installed_status)" = "install ok installed"
 check "binary in /usr/bin" test -x "/usr/bin/$NAME"
+check "cloud module in /usr/lib/$NAME" test -s "/usr/lib/$NAME/$NAME-cloud.so"
 check "default configuration in /etc" test -s "$CONF"
 check "configuration registered as a conffile" grep -q "$CONF" <(dpkg-query -W -f='${Conffiles}' "$NAME")
 check "systemd unit in /lib/systemd/system" test -s "$UNIT"
@@ -144,6 +145,30 @@ kill -TERM "$SERVICE_PID" 2>/dev/null || true
 rc=0; wait "$SERVICE_PID" || rc=$?
 SERVICE_PID=""
 check "clean exit on SIGTERM" test "$rc" -eq 0
+# A configuration with S3 storage starts only if the installed binary loads its cloud module.
+cat >"$WORK/s3.yml" <<YAML
+service: {http: {address: 127.0.0.1, port: $port}}
+aerospike-clusters: {c: {seed-nodes: [{host-name: 127.0.0.1, port: 3000}]}}
+storage: {s3: {s3-storage: {bucket: b, s3-region: us-east-1, s3-endpoint-override: "http://127.0.0.1:9"}}}
+backup-policies: {p: {parallel: 1}}
+backup-routines: {r: {interval-cron: "@yearly", source-cluster: c, storage: s3, backup-policy: p, namespaces: []}}
+YAML
+chmod 0644 "$WORK/s3.yml"
+setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups \
+  "/usr/bin/$NAME" -c "$WORK/s3.yml" >"$WORK/service-s3.log" 2>&1 &
+SERVICE_PID=$!
+health=""
+for _ in $(seq 1 100); do
+  health=$(curl -s "http://127.0.0.1:$port/health" || true)
+  [ -n "$health" ] && break
+  kill -0 "$SERVICE_PID" 2>/dev/null || break
+  sleep 0.1
+done
+check "installed service with S3 storage loads the cloud module and answers /health" test "$health" = "Ok"
+kill -TERM "$SERVICE_PID" 2>/dev/null || true
+wait "$SERVICE_PID" || true
+SERVICE_PID=""
+[ "$health" = "Ok" ] || cat "$WORK/service-s3.log"
 check "service ran as $SERVICE_USER (no permission errors)" bash -c "! grep -qi 'permission denied' '$WORK/service.log'"
 [ "$FAILED" -eq 0 ] || cat "$WORK/service.log"
 

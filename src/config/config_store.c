@@ -9,7 +9,6 @@
  */
 #include "config/config.h"
 
-#include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +18,7 @@
 #include "config/cfg_schema.h"
 #include "config/cfg_validate.h"
 #include "config/cfg_yaml.h"
-#include "storage/cloud_http.h"
+#include "storage/cloud_module.h"
 #include "storage/storage.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -107,54 +106,12 @@ static bool is_url(const char *s)
     return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
 }
 
-struct curl_buf {
-    char *data;
-    size_t len;
-    bool too_big;
-};
-
-static size_t curl_sink(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct curl_buf *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n > CONFIG_MAX_BYTES) {
-        b->too_big = true;
-        return 0;
-    }
-    char *nd = realloc(b->data, b->len + n + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, ptr, n);
-    b->data = nd;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 static int fetch_url(const char *url, char **out, size_t *out_len, struct err *e)
 {
-    cloud_http_global_init();
-    CURL *h = curl_easy_init();
-    if (!h)
-        return err_set(e, ERR_NOMEM, "cannot initialise HTTP client");
-    struct curl_buf b = {0};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_sink);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, URL_TIMEOUT_S);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_cleanup(h);
-    if (rc != CURLE_OK) {
-        free(b.data);
-        return err_set(e, ERR_IO, "%s: %s", url, b.too_big ? "configuration too large" : curl_easy_strerror(rc));
-    }
-    *out = b.data ? b.data : strdup("");
-    *out_len = b.len;
-    return 0;
+    const struct cloud_module *cloud;
+    if (cloud_module_get(&cloud, e))
+        return err_prefix(e, "%s", url);
+    return cloud->fetch_url(url, CONFIG_MAX_BYTES, URL_TIMEOUT_S, out, out_len, e);
 }
 
 /* Leading comment and blank lines (e.g. "# yaml-language-server: $schema=..."). */

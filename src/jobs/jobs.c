@@ -62,7 +62,13 @@ struct jobs {
     struct restores *restores; /* retention waits while a restore reads the routine */
     struct history_cache *history;
     struct metrics *metrics;
-    bool history_read_once; /* jobs_refresh_history ran (the first run is the start-up one) */
+    bool history_read_once; /* the start-up history load was started */
+    /* start-up history loader (see jobs_load_history); under lock: */
+    pthread_t loader;
+    bool loader_started, loader_done, stopping;
+    pthread_cond_t loader_cv;
+    char *loader_routine; /* the routine the loader reads now */
+    char *ensure_routine; /* the routine the scheduler's history check reads now */
 };
 
 static enum backup_kind kind_of(enum sched_backup_type t)
@@ -221,11 +227,38 @@ static void job_done(struct jobs *j)
     pthread_mutex_unlock(&j->lock);
 }
 
+static bool routine_running_locked(struct jobs *j, const char *routine)
+{
+    bool found = false;
+    for (struct job *job = j->running; job && !found; job = job->next)
+        found = strcmp(job->routine, routine) == 0;
+    return found;
+}
+
+static bool routine_running(struct jobs *j, const char *routine)
+{
+    pthread_mutex_lock(&j->lock);
+    bool found = routine_running_locked(j, routine);
+    pthread_mutex_unlock(&j->lock);
+    return found;
+}
+
+/* A job whose routine the start-up history loader is cleaning up waits for it to finish: the
+ * clean-up deletes folders without metadata.yaml, which the job's own folder is until its end. */
+static void wait_for_loader(struct jobs *j, const char *routine)
+{
+    pthread_mutex_lock(&j->lock);
+    while (j->loader_routine && strcmp(j->loader_routine, routine) == 0)
+        pthread_cond_wait(&j->loader_cv, &j->lock);
+    pthread_mutex_unlock(&j->lock);
+}
+
 static void *job_main(void *arg)
 {
     struct job *job = arg;
     struct jobs *j = job->owner;
     struct err e = {0};
+    wait_for_loader(j, job->routine);
     int rc = run_job(j, job, &e);
     int64_t duration = clock_now_ms() - job->started_ms;
     const char *outcome = rc == 0 ? "success" : (job->cancel ? "canceled" : "failure");
@@ -304,16 +337,6 @@ static void runner_cancel(void *ctx, const char *routine)
     jobs_cancel_routine(ctx, routine);
 }
 
-static bool routine_running(struct jobs *j, const char *routine)
-{
-    bool found = false;
-    pthread_mutex_lock(&j->lock);
-    for (struct job *job = j->running; job && !found; job = job->next)
-        found = strcmp(job->routine, routine) == 0;
-    pthread_mutex_unlock(&j->lock);
-    return found;
-}
-
 /* Reads a routine's history from its storage into the cache. With `clean` (no backup of the
  * routine may run), first deletes the partial backups an interrupted run left behind. */
 static int refresh_routine(struct jobs *j, const struct cfg *snapshot, const char *routine, bool clean,
@@ -350,7 +373,21 @@ static int history_ensure(void *ctx, const struct cfg *snapshot, const char *rou
         return 0;
     if (!snapshot)
         return err_set(e, ERR_NOT_FOUND, "routine %s: no configuration", routine);
-    return refresh_routine(j, snapshot, routine, !routine_running(j, routine), e);
+    pthread_mutex_lock(&j->lock);
+    bool loader_has_it = j->loader_routine && strcmp(j->loader_routine, routine) == 0;
+    char *mine = loader_has_it ? NULL : strdup(routine);
+    j->ensure_routine = mine;
+    pthread_mutex_unlock(&j->lock);
+    if (loader_has_it)
+        return err_set(e, ERR_UNAVAILABLE, "routine %s: history is being read", routine);
+    if (!mine)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    int rc = refresh_routine(j, snapshot, routine, !routine_running(j, routine), e);
+    pthread_mutex_lock(&j->lock);
+    j->ensure_routine = NULL;
+    pthread_mutex_unlock(&j->lock);
+    free(mine);
+    return rc;
 }
 
 static int64_t history_last(void *ctx, const char *routine, enum sched_backup_type type)
@@ -378,6 +415,7 @@ int jobs_new(struct history_cache *history, struct metrics *metrics, struct jobs
         return err_set(e, ERR_NOMEM, "out of memory");
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->idle, NULL);
+    pthread_cond_init(&j->loader_cv, NULL);
     j->history = history;
     j->metrics = metrics;
     *out = j;
@@ -398,6 +436,11 @@ void jobs_free(struct jobs *j)
 {
     if (!j)
         return;
+    pthread_mutex_lock(&j->lock);
+    j->stopping = true;
+    pthread_mutex_unlock(&j->lock);
+    if (j->loader_started)
+        pthread_join(j->loader, NULL);
     jobs_cancel_routine(j, NULL);
     pthread_mutex_lock(&j->lock);
     j->sched = NULL;
@@ -416,6 +459,7 @@ void jobs_free(struct jobs *j)
         j->slots = next;
     }
     pthread_cond_destroy(&j->idle);
+    pthread_cond_destroy(&j->loader_cv);
     pthread_mutex_destroy(&j->lock);
     free(j);
 }
@@ -430,14 +474,91 @@ unsigned jobs_running_count(struct jobs *j)
 
 void jobs_refresh_history(struct jobs *j, const struct cfg *snapshot)
 {
-    /* the first call is the start-up one, before any job: partial leftovers can go */
-    bool startup = !j->history_read_once;
-    j->history_read_once = true;
     for (size_t i = 0; i < snapshot->routines.n; i++) {
         struct err e = {0};
-        if (refresh_routine(j, snapshot, snapshot->routines.names[i], startup, &e))
+        if (refresh_routine(j, snapshot, snapshot->routines.names[i], false, &e))
             LOG_W("jobs", "routine %s: history not loaded: %s", snapshot->routines.names[i], e.msg);
     }
+}
+
+/* Claims `routine` for the loader unless it is loaded or the scheduler reads it; *clean tells
+ * whether its partial backups may go (no job of it runs: from now on a new one waits for the
+ * loader, see wait_for_loader). Lock held. */
+static bool loader_claim(struct jobs *j, const char *routine, bool *clean)
+{
+    if (j->stopping || history_cache_loaded(j->history, routine) ||
+        (j->ensure_routine && strcmp(j->ensure_routine, routine) == 0))
+        return false;
+    *clean = !routine_running_locked(j, routine);
+    j->loader_routine = strdup(routine);
+    return j->loader_routine != NULL;
+}
+
+struct loader_args {
+    struct jobs *j;
+    struct cfg *snapshot;
+};
+
+static void *loader_main(void *arg)
+{
+    struct loader_args *a = arg;
+    struct jobs *j = a->j;
+    for (size_t i = 0; i < a->snapshot->routines.n; i++) {
+        const char *routine = a->snapshot->routines.names[i];
+        bool clean = false;
+        pthread_mutex_lock(&j->lock);
+        bool mine = loader_claim(j, routine, &clean);
+        pthread_mutex_unlock(&j->lock);
+        if (!mine)
+            continue;
+        struct err e = {0};
+        if (refresh_routine(j, a->snapshot, routine, clean, &e))
+            LOG_W("jobs", "routine %s: history not loaded: %s", routine, e.msg);
+        pthread_mutex_lock(&j->lock);
+        free(j->loader_routine);
+        j->loader_routine = NULL;
+        pthread_cond_broadcast(&j->loader_cv);
+        pthread_mutex_unlock(&j->lock);
+    }
+    pthread_mutex_lock(&j->lock);
+    j->loader_done = true;
+    pthread_cond_broadcast(&j->loader_cv);
+    pthread_mutex_unlock(&j->lock);
+    cfg_release(a->snapshot);
+    free(a);
+    return NULL;
+}
+
+int jobs_load_history(struct jobs *j, struct cfg *snapshot, int64_t wait_ms, struct err *e)
+{
+    struct loader_args *a = malloc(sizeof *a);
+    if (!a)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    *a = (struct loader_args){j, cfg_retain(snapshot)};
+    j->history_read_once = true;
+    if (pthread_create(&j->loader, NULL, loader_main, a) != 0) {
+        cfg_release(a->snapshot);
+        free(a);
+        return err_set(e, ERR_INTERNAL, "cannot start the history loader thread");
+    }
+    j->loader_started = true;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->lock);
+    while (!j->loader_done && pthread_cond_timedwait(&j->loader_cv, &j->lock, &until) == 0)
+        ;
+    bool done = j->loader_done;
+    pthread_mutex_unlock(&j->lock);
+    if (!done)
+        LOG_W("jobs", "backup history still loading after %lld ms; starting without waiting for it",
+              (long long)wait_ms);
+    return 0;
 }
 
 /* ---- RoutineState ------------------------------------------------------------------------ */

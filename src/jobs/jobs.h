@@ -44,8 +44,16 @@ json_t *jobs_routine_state(struct jobs *j, const char *routine);
  * legacy counters) up to date in the metrics registry; called before /metrics renders. */
 void jobs_export_metrics(struct jobs *j);
 
-/* Rebuilds the history of every routine of `snapshot` from storage (start-up, apply). The first
- * call (start-up, before any job runs) also deletes the partial backups of interrupted runs. */
+/* Rebuilds the history of every routine of `snapshot` from storage (configuration applied). */
 void jobs_refresh_history(struct jobs *j, const struct cfg *snapshot);
+
+/* Start-up: reads the history of every routine of `snapshot`, deleting the partial backups of
+ * interrupted runs first, in a background thread, and waits for it at most wait_ms: a storage
+ * that does not answer must not keep the API (and systemd's READY) from starting. A routine the
+ * loader has not read yet is read by the scheduler's history check when it needs it (the two
+ * never read the same routine at once); a job of a routine the loader is cleaning up waits for
+ * it, and a routine with a running job is read without clean-up, so the clean-up never meets a
+ * running backup. */
+int jobs_load_history(struct jobs *j, struct cfg *snapshot, int64_t wait_ms, struct err *e);
 
 #endif

@@ -331,11 +331,28 @@ bool cloud_http_status_retryable(long status)
     return status >= 500 || status == 429 || status == 408;
 }
 
+static bool retries_aborted; /* the service is stopping: no more retries (atomic) */
+
+void cloud_http_abort_retries(void)
+{
+    __atomic_store_n(&retries_aborted, true, __ATOMIC_RELEASE);
+}
+
+static bool aborted(void)
+{
+    return __atomic_load_n(&retries_aborted, __ATOMIC_ACQUIRE);
+}
+
+/* Sleeps ms, in short slices so that cloud_http_abort_retries() cuts the wait short. */
 static void sleep_ms(int64_t ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
+    while (ms > 0 && !aborted()) {
+        int64_t slice = ms < 100 ? ms : 100;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = slice * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        ms -= slice;
+    }
 }
 
 static int64_t backoff_ms(const struct cloud_retry *r, int retry)
@@ -372,7 +389,7 @@ int cloud_http_do(struct cloud_http *h, const struct cloud_http_req *req,
             rc = fatal;
             break;
         }
-        bool retry_more = attempt < max_retries;
+        bool retry_more = attempt < max_retries && !aborted();
         if (cc == CURLE_OK) {
             if (!cloud_http_status_retryable(resp->status) || !retry_more)
                 break;

@@ -58,6 +58,10 @@ int cloud_http_new(const struct cloud_http_opts *o, struct cloud_http **out, str
 /* libcurl's global initialisation, done once on first use (thread-safe): it sets up OpenSSL
  * for HTTPS and costs a couple of MiB of memory, which a service on local storage never pays. */
 void cloud_http_global_init(void);
+
+/* From now on requests are not retried and retry waits end: the service is stopping, so jobs
+ * blocked on a store that does not answer fail now instead of after hours of backoff. */
+void cloud_http_abort_retries(void);
 void cloud_http_free(struct cloud_http *h); /* NULL ok */
 
 /* Called before every attempt (the first and each retry) to add time-dependent headers

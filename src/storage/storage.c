@@ -9,6 +9,8 @@
  */
 #include "storage/storage.h"
 
+#include "storage/cloud_module.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,11 +28,14 @@ int stor_open(const struct cfg_storage *cfg, struct stor **out, struct err *e)
                        "gcp-storage must be set (%d are)", kinds);
     if (cfg->local)
         return stor_local_open(cfg->local, out, e);
+    const struct cloud_module *cloud;
+    if (cloud_module_get(&cloud, e))
+        return e->code;
     if (cfg->s3)
-        return stor_s3_open(cfg->s3, out, e);
+        return cloud->s3_open(cfg->s3, out, e);
     if (cfg->azure)
-        return stor_azure_open(cfg->azure, out, e);
-    return stor_gcs_open(cfg->gcp, out, e);
+        return cloud->azure_open(cfg->azure, out, e);
+    return cloud->gcs_open(cfg->gcp, out, e);
 }
 
 void stor_close(struct stor *s)
