@@ -202,12 +202,12 @@ check "backups kept" test -d "/var/lib/$NAME"
 echo "== .rpm =="
 if [ -s "$RPM" ]; then
   files=$(rpm -qpl "$RPM" 2>/dev/null)
-  for f in "/usr/bin/$NAME" "$CONF" "/usr/lib/systemd/system/$NAME.service" \
+  for f in "/usr/bin/$NAME" "/usr/lib/$NAME/$NAME-cloud.so" "$CONF" "/usr/lib/systemd/system/$NAME.service" \
            "/usr/share/man/man1/$NAME.1.gz" "/usr/share/doc/$NAME/openapi.yaml"; do
     check "rpm ships $f" grep -qx "$f" <<<"$files"
   done
   check "rpm ships nothing else than its own paths" \
-    bash -c "! grep -vE '^(/usr/bin/$NAME|/etc/$NAME(/.*)?|/usr/lib/systemd/system/$NAME.service|/usr/share/man/man1/$NAME.1.gz|/usr/share/doc/$NAME(/.*)?)$' <<<'$files'"
+    bash -c "! grep -vE '^(/usr/bin/$NAME|/usr/lib/$NAME(/.*)?|/etc/$NAME(/.*)?|/usr/lib/systemd/system/$NAME.service|/usr/share/man/man1/$NAME.1.gz|/usr/share/doc/$NAME(/.*)?)$' <<<'$files'"
   check "rpm version is VERSION-1" test "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$RPM" 2>/dev/null)" = "$VERSION-1"
   check "rpm configuration is %config(noreplace)" \
     test "$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$RPM" 2>/dev/null | grep "^$CONF ")" = "$CONF cn"

@@ -152,26 +152,74 @@ static void file_abort(struct out_file *f)
     f->open = false;
 }
 
-/* Flushes, finishes the compression frame and makes the file visible. */
-static int file_commit(struct ns_run *r, struct out_file *f, struct err *e)
+/* Flushes the encoder and finishes the compression frame: only the storage commit is left,
+ * with the storage writer and the file's byte count handed over in *sw and *bytes. */
+static int file_finish(struct out_file *f, struct stor_writer **sw, uint64_t *bytes, struct err *e)
 {
-    if (!f->open)
-        return 0;
     if (asb_writer_flush(&f->aw, e) || io_writer_close(f->chain, e)) {
         file_abort(f);
         return e->code ? e->code : ERR_IO;
     }
-    uint64_t bytes = io_counter_bytes(&f->counter);
+    *bytes = io_counter_bytes(&f->counter);
+    *sw = f->sw;
     asb_writer_free(&f->aw);
     io_writer_free(f->chain);
     f->open = false;
-    if (stor_writer_commit(f->sw, e))
+    return 0;
+}
+
+/* Makes a finished file visible (stor_writer_commit: local fsync and rename, or the upload's
+ * completion) and counts it. */
+static int file_publish(struct ns_run *r, struct stor_writer *sw, uint64_t bytes, struct err *e)
+{
+    if (stor_writer_commit(sw, e))
         return e->code;
     ATOMIC_ADD(&r->bytes, bytes);
     ATOMIC_ADD(&r->files, 1);
     ATOMIC_ADD(&r->progress->bytes_written, bytes);
     ATOMIC_ADD(&r->progress->files, 1);
     return 0;
+}
+
+static int file_commit(struct ns_run *r, struct out_file *f, struct err *e)
+{
+    if (!f->open)
+        return 0;
+    struct stor_writer *sw;
+    uint64_t bytes;
+    int rc = file_finish(f, &sw, &bytes, e);
+    return rc ? rc : file_publish(r, sw, bytes, e);
+}
+
+/* A full file's commit running in the background while its worker writes the next file, so the
+ * scan does not stall on the fsync (or the upload's last part); at most one per worker. */
+struct bg_commit {
+    struct ns_run *run;
+    struct stor_writer *sw;
+    uint64_t bytes;
+    pthread_t thread;
+    bool running;
+    int rc;
+    struct err err;
+};
+
+static void *bg_commit_main(void *arg)
+{
+    struct bg_commit *c = arg;
+    c->rc = file_publish(c->run, c->sw, c->bytes, &c->err);
+    return NULL;
+}
+
+/* Waits for the background commit, if one runs; its failure is returned. */
+static int bg_commit_wait(struct bg_commit *c, struct err *e)
+{
+    if (!c->running)
+        return 0;
+    pthread_join(c->thread, NULL);
+    c->running = false;
+    if (c->rc)
+        *e = c->err;
+    return c->rc;
 }
 
 /* Bytes of the current file so far, counting what the encoder still buffers when the bytes
@@ -191,6 +239,7 @@ struct worker {
     const char *nodes[64];
     size_t n_nodes;
     struct out_file file;
+    struct bg_commit commit; /* the previous file's, while `file` is written */
     uint64_t unpublished; /* records written, not yet added to the shared counters */
     bool throttled;       /* a bandwidth limit applies */
     pthread_t thread;
@@ -210,6 +259,28 @@ static void publish_records(struct worker *w)
     ATOMIC_ADD(&r->progress->records_done, w->unpublished);
     ATOMIC_ADD(&r->progress->records_written, w->unpublished);
     w->unpublished = 0;
+}
+
+/* The file reached file-limit: its commit goes to the background (once the previous file's
+ * has ended) and the next record opens a new file. */
+static int file_split(struct worker *w, struct err *e)
+{
+    struct ns_run *r = w->run;
+    int rc = bg_commit_wait(&w->commit, e);
+    if (rc) {
+        file_abort(&w->file);
+        return rc;
+    }
+    struct stor_writer *sw;
+    uint64_t bytes;
+    if ((rc = file_finish(&w->file, &sw, &bytes, e)) != 0)
+        return rc;
+    w->commit = (struct bg_commit){.run = r, .sw = sw, .bytes = bytes};
+    if (pthread_create(&w->commit.thread, NULL, bg_commit_main, &w->commit) == 0) {
+        w->commit.running = true;
+        return 0;
+    }
+    return file_publish(r, sw, bytes, e); /* no thread: commit here */
 }
 
 static int on_record(void *ctx, const struct as_record *rec, struct err *e)
@@ -232,7 +303,7 @@ static int on_record(void *ctx, const struct as_record *rec, struct err *e)
     if (++w->unpublished >= PROGRESS_BATCH)
         publish_records(w);
     if (r->file_limit && file_size_now(r, &w->file) >= r->file_limit)
-        return file_commit(r, &w->file, e);
+        return file_split(w, e);
     return 0;
 }
 
@@ -261,6 +332,12 @@ static void *worker_main(void *arg)
         rc = file_commit(r, &w->file, &e);
     else
         file_abort(&w->file);
+    struct err ce = {0};
+    int crc = bg_commit_wait(&w->commit, &ce);
+    if (rc == 0 && crc) {
+        rc = crc;
+        e = ce;
+    }
     if (rc && !(stats.cancelled && run_stopping(r)))
         run_fail(r, &e);
     as_scanner_free(scanner);
