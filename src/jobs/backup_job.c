@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "aerospike/as_exp.h"
 #include "aerospike/as_info.h"
@@ -45,6 +46,10 @@
 #define DEFAULT_PARALLEL 8
 #define DEFAULT_FILE_LIMIT_MB 250
 #define DEFAULT_SOCKET_TIMEOUT_MS 600000
+#define DEFAULT_RETRY_BASE_MS 60000
+#define DEFAULT_RETRY_MAX 5
+#define DEFAULT_RETRY_MULTIPLIER 1.5
+#define RETRY_DELAY_CAP_MS (24LL * 3600 * 1000)
 #define NS_PER_MS 1000000ULL
 
 #define ATOMIC_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
@@ -794,6 +799,88 @@ static int list_namespaces(struct as_cluster *c, const struct cfg_routine *rt, s
     return rc;
 }
 
+/* ---- retries -------------------------------------------------------------------------------- */
+
+void backup_retry_of(const struct cfg_policy *policy, struct backup_retry *out)
+{
+    const struct cfg_retry_policy *rp = policy ? policy->retry_policy : NULL;
+    out->base_ms = rp && rp->base_timeout.set ? rp->base_timeout.v : DEFAULT_RETRY_BASE_MS;
+    out->max_retries = rp && rp->max_retries.set ? rp->max_retries.v : DEFAULT_RETRY_MAX;
+    out->multiplier = rp && rp->multiplier.set ? rp->multiplier.v : DEFAULT_RETRY_MULTIPLIER;
+}
+
+int64_t backup_retry_delay_ms(const struct backup_retry *r, int attempt)
+{
+    double d = (double)r->base_ms;
+    for (int i = 0; i < attempt && d < (double)RETRY_DELAY_CAP_MS; i++)
+        d *= r->multiplier;
+    return d < (double)RETRY_DELAY_CAP_MS ? (int64_t)d : RETRY_DELAY_CAP_MS;
+}
+
+bool backup_retry_wait(int64_t ms, const volatile bool *cancel)
+{
+    while (ms > 0) {
+        if (cancel && *cancel)
+            return false;
+        int64_t slice = ms < 100 ? ms : 100;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = slice * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        ms -= slice;
+    }
+    return !(cancel && *cancel);
+}
+
+static void progress_load(const struct backup_progress *p, struct backup_progress *out)
+{
+    out->records_done = __atomic_load_n(&p->records_done, __ATOMIC_RELAXED);
+    out->records_written = __atomic_load_n(&p->records_written, __ATOMIC_RELAXED);
+    out->bytes_written = __atomic_load_n(&p->bytes_written, __ATOMIC_RELAXED);
+    out->files = __atomic_load_n(&p->files, __ATOMIC_RELAXED);
+}
+
+/* Progress back to what it was before a failed attempt (its records will be read again). */
+static void progress_rewind(struct backup_progress *p, const struct backup_progress *to)
+{
+    __atomic_store_n(&p->records_done, to->records_done, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->records_written, to->records_written, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->bytes_written, to->bytes_written, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->files, to->files, __ATOMIC_RELAXED);
+}
+
+/* backup_namespace, run again per the policy's retry-policy after a failure: the failed
+ * attempt's files are deleted first, so a retry starts from an empty namespace folder. */
+static int backup_namespace_retrying(const struct backup_spec *spec, struct as_cluster *cluster,
+                                     struct stor *stor, struct backup_progress *progress,
+                                     const volatile bool *cancel, const char *base, const char *ns,
+                                     struct backup_meta *meta, bool *kept, struct err *e)
+{
+    const struct cfg_routine *rt = cfg_map_get(&spec->cfg->routines, spec->routine);
+    struct backup_retry retry;
+    backup_retry_of(cfg_map_get(&spec->cfg->policies, rt->backup_policy), &retry);
+    struct backup_progress before;
+    progress_load(progress, &before);
+    for (int attempt = 0;; attempt++) {
+        int rc = backup_namespace(spec, cluster, stor, progress, cancel, base, ns, meta, kept, e);
+        if (rc == 0 || (cancel && *cancel) || attempt >= retry.max_retries)
+            return rc;
+        int64_t delay = backup_retry_delay_ms(&retry, attempt);
+        LOG_W("backup", "routine %s: %s (attempt %d of %lld); retrying in %lld ms", spec->routine, e->msg,
+              attempt + 1, (long long)retry.max_retries + 1, (long long)delay);
+        char folder[700];
+        str_printf(folder, sizeof folder, "%sdata/%s/", base, ns);
+        struct err de = {0};
+        if (stor_delete_prefix(stor, folder, &de))
+            LOG_W("backup", "routine %s: cannot remove the failed attempt's files: %s", spec->routine, de.msg);
+        progress_rewind(progress, &before);
+        if (spec->on_retry)
+            spec->on_retry(spec->retry_ctx, ns, attempt + 1, e);
+        if (!backup_retry_wait(delay, cancel))
+            return err_set(e, ERR_UNAVAILABLE, "backup cancelled");
+        err_clear(e);
+    }
+}
+
 int backup_run(const struct backup_spec *spec, struct as_cluster *cluster, struct stor *stor,
                struct backup_progress *progress, const volatile bool *cancel,
                struct backup_outcome *out, struct err *e)
@@ -818,7 +905,8 @@ int backup_run(const struct backup_spec *spec, struct as_cluster *cluster, struc
     for (size_t i = 0; rc == 0 && i < namespaces.n; i++) {
         bool kept = false;
         struct backup_meta *m = &out->metas[out->n_metas];
-        rc = backup_namespace(spec, cluster, stor, progress, cancel, out->folder, namespaces.v[i], m, &kept, e);
+        rc = backup_namespace_retrying(spec, cluster, stor, progress, cancel, out->folder, namespaces.v[i], m,
+                                       &kept, e);
         out->namespaces++;
         if (rc == 0 && kept) {
             out->records += m->record_count;

@@ -40,7 +40,23 @@ struct backup_spec {
     int64_t modified_after_ms;  /* incremental lower bound, -1 = none */
     int64_t modified_before_ms; /* sealed upper bound, -1 = none */
     struct slots *scan_slots;   /* the cluster's max-parallel-scans, shared by jobs; NULL = none */
+    /* called before a failed namespace is run again (retry-policy); NULL = nothing to tell */
+    void (*on_retry)(void *ctx, const char *ns, int attempt, const struct err *cause);
+    void *retry_ctx;
 };
+
+/* The backup policy's retry-policy, ABS's defaults where unset (60 s, 5 retries, x1.5): a failed
+ * namespace backup (or a cluster that cannot be reached at the start) is tried again after
+ * base x multiplier^attempt ms, up to max-retries times. */
+struct backup_retry {
+    int64_t base_ms;
+    int64_t max_retries;
+    double multiplier;
+};
+void backup_retry_of(const struct cfg_policy *policy, struct backup_retry *out);
+int64_t backup_retry_delay_ms(const struct backup_retry *r, int attempt);
+/* Sleeps ms unless *cancel turns true first (checked every 100 ms); false when cancelled. */
+bool backup_retry_wait(int64_t ms, const volatile bool *cancel);
 
 struct backup_outcome {
     char folder[512];           /* "<routine>/backup/<TS>/" (deleted again when empty) */

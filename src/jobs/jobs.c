@@ -113,6 +113,38 @@ static int open_targets(struct job *job, const struct cfg_routine *rt, struct st
     return job_cluster_connect(rt->source_cluster, cc, &scope, cluster, e);
 }
 
+/* open_targets, tried again per the policy's retry-policy: a cluster (or a store) that does not
+ * answer at the start, e.g. a node restarting, does not fail the run at once. */
+static int open_targets_retrying(struct jobs *j, struct job *job, const struct cfg_routine *rt,
+                                 const struct backup_retry *retry, struct stor **stor,
+                                 struct as_cluster **cluster, struct err *e)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = open_targets(job, rt, stor, cluster, e);
+        if (rc == 0 || job->cancel || attempt >= retry->max_retries)
+            return rc;
+        stor_close(*stor);
+        *stor = NULL;
+        int64_t delay = backup_retry_delay_ms(retry, attempt);
+        LOG_W("jobs", "routine %s: %s (attempt %d of %lld); retrying in %lld ms", job->routine, e->msg,
+              attempt + 1, (long long)retry->max_retries + 1, (long long)delay);
+        count_outcome(j, job, "retry", 0);
+        if (!backup_retry_wait(delay, &job->cancel))
+            return err_set(e, ERR_UNAVAILABLE, "backup cancelled");
+        err_clear(e);
+    }
+}
+
+/* A namespace about to be backed up again (backup_spec.on_retry): counted as a retry event. */
+static void on_namespace_retry(void *ctx, const char *ns, int attempt, const struct err *cause)
+{
+    (void)ns;
+    (void)attempt;
+    (void)cause; /* logged by the backup engine */
+    struct job *job = ctx;
+    count_outcome(job->owner, job, "retry", 0);
+}
+
 /* Records the new backups in the history cache (no storage listing) and applies retention. */
 static void after_success(struct jobs *j, struct job *job, const struct cfg_routine *rt, struct stor *stor,
                           const struct backup_outcome *out)
@@ -167,7 +199,9 @@ static int run_job(struct jobs *j, struct job *job, struct err *e)
     const struct cfg_policy *pol = cfg_map_get(&job->snapshot->policies, rt->backup_policy);
     struct stor *stor = NULL;
     struct as_cluster *cluster = NULL;
-    int rc = open_targets(job, rt, &stor, &cluster, e);
+    struct backup_retry retry;
+    backup_retry_of(pol, &retry);
+    int rc = open_targets_retrying(j, job, rt, &retry, &stor, &cluster, e);
     if (rc == 0) {
         struct backup_spec spec = {
             .cfg = job->snapshot,
@@ -178,6 +212,8 @@ static int run_job(struct jobs *j, struct job *job, struct err *e)
             .modified_before_ms = pol && pol->sealed.v ? job->scheduled_ms : -1,
             .scan_slots = cluster_slots_for(j, rt->source_cluster,
                                             cfg_map_get(&job->snapshot->clusters, rt->source_cluster)),
+            .on_retry = on_namespace_retry,
+            .retry_ctx = job,
         };
         if (job->type == SCHED_INCREMENTAL) {
             int64_t full = history_cache_last_success(j->history, job->routine, SCHED_FULL);

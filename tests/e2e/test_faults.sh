@@ -44,7 +44,7 @@ storage:
   disk: {local-storage: {path: $DISK/backups}}
   blocked: {local-storage: {path: $WORK/blocked/backups}}
 backup-policies:
-  p: {parallel: 2}
+  p: {parallel: 2, retry-policy: {base-timeout: 200, max-retries: 1}}
 backup-routines:
   r: {source-cluster: emu, storage: disk, backup-policy: p, interval-cron: '@yearly', namespaces: [test]}
   late: {source-cluster: emu, storage: blocked, backup-policy: p, interval-cron: '@yearly', namespaces: [test]}
@@ -77,6 +77,8 @@ line=$(grep 'routine r: full backup failure' "$WORK/service.log" | head -1)
 echo "error: $line"
 check "the error names the cause ($CAUSE)" grep -q "$CAUSE" <<<"$line"
 check "the error names the file" grep -Eq "backups/r/backup/[0-9]{13}/data/test/[^ :]*\\.asb" <<<"$line"
+check "the namespace was tried again first (retry-policy)" \
+  grep -q 'routine r: namespace test: .*(attempt 1 of 2); retrying in 200 ms' "$WORK/service.log"
 req GET /health
 expect_status 200 "service still running after the failure"
 check "service process alive" kill -0 "$PID"
@@ -86,6 +88,8 @@ check "no file left in the routine's folder" test -z "$(find "$DISK/backups/r" -
 req GET /metrics
 expect_body_contains 'aerospike_backup_service_backup_events_total{routine="r",type="full",outcome="failure"} 1' \
   "failure counted"
+expect_body_contains 'aerospike_backup_service_backup_events_total{routine="r",type="full",outcome="retry"} 1' \
+  "retry counted"
 
 # ---- space comes back: the next backup works
 if [ "$MODE" = tmpfs ]; then
