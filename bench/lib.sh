@@ -8,11 +8,20 @@ bench_build() {
   cmake --build build/bench -j"$(nproc)" --target "$@" aerospike-emulator >/dev/null
 }
 
+# BENCH_SPLIT_CPUS=1 (and 2+ CPUs): the emulator runs on CPU 0 and the measured programs on the
+# others, as when the server has its own machine; `client` is then the taskset prefix for them.
+client=()
+if [ "${BENCH_SPLIT_CPUS:-0}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  client=(taskset -c "1-$(( $(nproc) - 1 ))")
+fi
+
 # bench_emulator RECORDS: starts the emulator (namespace test, RECORDS records of ~200 B) and
 # waits for it; sets `work` (a temporary directory), `emu` (its pid) and `port`. Both go at exit.
 bench_emulator() {
   work=$(mktemp -d)
-  ./build/bench/tests/emulator/aerospike-emulator --port 0 --port-file "$work/port" --namespace test \
+  local pin=()
+  [ ${#client[@]} -gt 0 ] && pin=(taskset -c 0)
+  "${pin[@]}" ./build/bench/tests/emulator/aerospike-emulator --port 0 --port-file "$work/port" --namespace test \
     --generate "test:$1::200" >"$work/emu.log" 2>&1 &
   emu=$!
   trap 'kill $emu 2>/dev/null; rm -rf "$work"' EXIT

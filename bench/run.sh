@@ -8,6 +8,7 @@
 #    and 16 in flight per thread);
 #  - restores of a backup (batch writes with max-async-batches in flight, and single writes),
 # with the peak RSS of each run. Usage: bash bench/run.sh [RECORDS] [ROUNDS]   (prints figures only)
+# BENCH_SPLIT_CPUS=1: the emulator on CPU 0, the client on the others (see bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${1:-1000000}
@@ -16,22 +17,22 @@ source bench/lib.sh
 bench_build bench_backup
 bench_emulator "$RECORDS"
 key=tests/data/asb/e-backup-aes256/key.pem
-b=./build/bench/bench/bench_backup
+b() { "${client[@]}" ./build/bench/bench/bench_backup "$@"; }
 rate() { sed -n 's/.*records\/s=\([0-9]*\).*/\1/p'; }
 echo "# $RECORDS records of ~200 B in the emulator on 127.0.0.1:$port"
 for round in $(seq 1 "$ROUNDS"); do
   for p in 1 4 8; do
-    s=$("$b" 127.0.0.1 "$port" test scan "$p"); echo "$s"
-    k=$("$b" 127.0.0.1 "$port" test backup "$p"); echo "$k"
+    s=$(b 127.0.0.1 "$port" test scan "$p"); echo "$s"
+    k=$(b 127.0.0.1 "$port" test backup "$p"); echo "$k"
     echo "  -> round $round parallel $p: backup/scan = $(( $(echo "$k" | rate) * 100 / $(echo "$s" | rate) ))%"
   done
 done
-for lvl in 1 3; do "$b" 127.0.0.1 "$port" test backup 4 "$lvl"; done
-"$b" 127.0.0.1 "$port" test backup 4 0 "$key"
-"$b" 127.0.0.1 "$port" test backup 4 3 "$key"
-for p in 1 4; do "$b" 127.0.0.1 "$port" test sink "$p"; done
-for p in 1 4; do "$b" 127.0.0.1 "$port" test batchwrite "$p"; done
-for p in 1 4; do "$b" 127.0.0.1 "$port" test batchwrite-async "$p"; done
-for p in 1 4 8; do "$b" 127.0.0.1 "$port" test restore "$p"; done
-"$b" 127.0.0.1 "$port" test restore 4 1
-"$b" 127.0.0.1 "$port" test restore-single 4
+for lvl in 1 3; do b 127.0.0.1 "$port" test backup 4 "$lvl"; done
+b 127.0.0.1 "$port" test backup 4 0 "$key"
+b 127.0.0.1 "$port" test backup 4 3 "$key"
+for p in 1 4; do b 127.0.0.1 "$port" test sink "$p"; done
+for p in 1 4; do b 127.0.0.1 "$port" test batchwrite "$p"; done
+for p in 1 4; do b 127.0.0.1 "$port" test batchwrite-async "$p"; done
+for p in 1 4 8; do b 127.0.0.1 "$port" test restore "$p"; done
+b 127.0.0.1 "$port" test restore 4 1
+b 127.0.0.1 "$port" test restore-single 4
