@@ -591,6 +591,8 @@ static int create_sindex(struct run *r, const struct as_sindex_info *s, struct e
     struct as_sindex_info *list = NULL;
     size_t n = 0;
     int rc = as_info_sindex_list(node, s->ns, &list, &n, e);
+    if (rc)
+        err_prefix(e, "index %s of namespace %s", s->name, s->ns);
     const struct as_sindex_info *old = NULL;
     for (size_t i = 0; rc == 0 && i < n && !old; i++)
         if (strcmp(list[i].ns, s->ns) == 0 && strcmp(list[i].name, s->name) == 0)
@@ -614,7 +616,7 @@ static int create_sindex(struct run *r, const struct as_sindex_info *s, struct e
                 r->n_created++;
             }
         } else {
-            err_prefix(e, "index %s", s->name);
+            err_prefix(e, "index %s of namespace %s", s->name, s->ns);
         }
     }
     as_sindex_list_free(list, n);

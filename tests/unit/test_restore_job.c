@@ -450,6 +450,14 @@ static void test_live_policies(void **state)
     assert_int_equal(p.read_records, 0);
     assert_int_equal(p.udf_count, 1);
     assert_int_equal(p.index_count, 6);
+
+    /* indexes into a namespace the cluster does not have: the error names index and namespace */
+    if (run_folder("d/backup/1000/data/test",
+                   "{\"namespace\":{\"source\":\"test\",\"destination\":\"nope\"},\"no-records\":true,"
+                   "\"no-udfs\":true}", &p, &e) == 0)
+        fail_msg("restored indexes into a missing namespace");
+    if (!strstr(e.msg, "of namespace nope"))
+        fail_msg("%s", e.msg);
 }
 
 static void test_live_encrypted_filtered(void **state)
