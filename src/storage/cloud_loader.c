@@ -2,22 +2,28 @@
  * cloud_loader.c - finds and loads the cloud module (see cloud_module.h) once per process.
  *
  * A program linked with the cloud objects has abs_cloud_module() itself (a weak reference
- * resolves to it); otherwise the module file is looked for next to the executable, then in
- * ../lib/aerospike-backup-service/ relative to it, and its build string must equal ours.
+ * resolves to it). The service binary has the module's image (another weak reference): it is
+ * copied to a memfd and loaded from there. Failing that, the module file is looked for next to
+ * the executable, then in ../lib/aerospike-backup-service/ relative to it. A loaded module's
+ * build string must equal ours.
  */
 #include "storage/cloud_module.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/fsutil.h"
 #include "util/strutil.h"
 #include "version.h"
 
 extern const struct cloud_module *abs_cloud_module(void) __attribute__((weak));
+extern const unsigned char *abs_cloud_module_image(size_t *len) __attribute__((weak));
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static const struct cloud_module *loaded;
@@ -51,13 +57,44 @@ static const struct cloud_module *open_module(const char *path, char *why, size_
     return m; /* stays loaded for the life of the process */
 }
 
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U /* Linux 6.3: an executable memfd even with vm.memfd_noexec=1 */
+#endif
+
+/* The embedded image, copied to a memfd and loaded from /proc/self/fd (glibc has no
+ * dlopen-from-descriptor). */
+static const struct cloud_module *open_embedded(char *why, size_t cap)
+{
+    size_t len = 0;
+    const unsigned char *image = abs_cloud_module_image(&len);
+    int fd = memfd_create(CLOUD_MODULE_FILE, MFD_CLOEXEC | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL) /* a kernel before 6.3 does not know MFD_EXEC */
+        fd = memfd_create(CLOUD_MODULE_FILE, MFD_CLOEXEC);
+    if (fd < 0) {
+        str_printf(why, cap, "embedded module: memfd_create: %s", strerror(errno));
+        return NULL;
+    }
+    const struct cloud_module *m = NULL;
+    if (fs_write_all(fd, image, len) != 0) {
+        str_printf(why, cap, "embedded module: %s", strerror(errno));
+    } else {
+        char path[64];
+        str_printf(path, sizeof path, "/proc/self/fd/%d", fd);
+        m = open_module(path, why, cap);
+    }
+    close(fd); /* the mapping keeps the module */
+    return m;
+}
+
 static void load(void)
 {
     if (abs_cloud_module) {
         loaded = abs_cloud_module();
         return;
     }
-    char dir[PATH_MAX], path[PATH_MAX + 64], why[2][400] = {"", ""};
+    char dir[PATH_MAX], path[PATH_MAX + 64], why[3][400] = {"", "", ""};
+    if (abs_cloud_module_image && (loaded = open_embedded(why[2], sizeof why[2])) != NULL)
+        return;
     if (!exe_dir(dir, sizeof dir)) {
         str_printf(load_error, sizeof load_error, "cannot find the executable's directory");
         return;
@@ -69,8 +106,8 @@ static void load(void)
         loaded = open_module(path, why[1], sizeof why[1]);
     }
     if (!loaded)
-        str_printf(load_error, sizeof load_error, "cloud storage support (%s) is not available: %s; %s",
-                   CLOUD_MODULE_FILE, why[0], why[1]);
+        str_printf(load_error, sizeof load_error, "cloud storage support (%s) is not available: %s%s%s; %s",
+                   CLOUD_MODULE_FILE, why[2], why[2][0] ? "; " : "", why[0], why[1]);
 }
 
 int cloud_module_get(const struct cloud_module **out, struct err *e)

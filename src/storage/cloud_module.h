@@ -6,9 +6,11 @@
  * mapped. So that code (the stor_s3/azure/gcs backends, cloud_http and their helpers) lives in
  * aerospike-backup-service-cloud.so, which the service loads the first time it opens a cloud
  * storage or fetches a URL; the module calls back into the service's own exported functions.
- * The module sits next to the binary (build tree) or in ../lib/aerospike-backup-service/
- * relative to it (installed). Programs that link the cloud objects statically (tests,
- * benchmarks) use them directly: the module is only looked for when they are absent.
+ * The service binary carries the module inside it (abs_cloud_module_image: its pages are never
+ * read until used), so replacing just the binary keeps cloud storage working: it is loaded from
+ * a memfd copy. Where that is refused (vm.memfd_noexec=2) the module file is looked for next to
+ * the binary (build tree), then in ../lib/aerospike-backup-service/ relative to it (installed).
+ * Programs that link the cloud objects statically (tests, benchmarks) use them directly.
  */
 #ifndef ABS_STORAGE_CLOUD_MODULE_H
 #define ABS_STORAGE_CLOUD_MODULE_H
@@ -33,6 +35,9 @@ struct cloud_module {
 
 /* The module's one entry point (defined by cloud_entry.c). */
 const struct cloud_module *abs_cloud_module(void);
+
+/* The module file embedded in the service binary (generated cloud_image.c): *len bytes. */
+const unsigned char *abs_cloud_module_image(size_t *len);
 
 /* The cloud module, loaded on the first call (thread-safe); an error names what is missing. */
 int cloud_module_get(const struct cloud_module **out, struct err *e);
