@@ -538,7 +538,10 @@ static void test_fails_mid_upload(void **state)
     assert_non_null(strstr(e.msg, "HTTP 500 InternalError"));
     assert_int_equal(stor_writer_commit(w, &e), ERR_IO);
     pthread_mutex_lock(&f.lock);
-    assert_int_equal(f.put_blocks, 1 + 3); /* one accepted, then 3 attempts of the next */
+    /* one accepted, then up to 3 attempts of the next (max-retries 2); under load an attempt can
+     * die on the half-sent 1 MiB body (the fake answers 500 without reading it) before the fake
+     * counts it, so only "retried at least once" is exact */
+    assert_in_range(f.put_blocks, 1 + 2, 1 + 3);
     assert_int_equal(f.commits, 0);
     pthread_mutex_unlock(&f.lock);
     stor_close(s);
