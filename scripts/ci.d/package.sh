@@ -127,23 +127,31 @@ if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
   chmod 0644 "$config"
   echo "port 8080 is busy: using a copy of $CONF on port $port"
 fi
-# setpriv execs the service itself (no wrapper process), so $! is the service's pid.
-setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups \
-  "/usr/bin/$NAME" -c "$config" >"$WORK/service.log" 2>&1 &
-SERVICE_PID=$!
-health=""
-for _ in $(seq 1 100); do
-  health=$(curl -s "http://127.0.0.1:$port/health" || true)
-  [ -n "$health" ] && break
-  kill -0 "$SERVICE_PID" 2>/dev/null || break
-  sleep 0.1
-done
+# run_installed CONFIG LOG: the installed binary as the service user (setpriv execs the service
+# itself, so $! is its pid: SERVICE_PID); waits for /health on $port and sets `health`.
+run_installed() {
+  setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups \
+    "/usr/bin/$NAME" -c "$1" >"$2" 2>&1 &
+  SERVICE_PID=$!
+  health=""
+  for _ in $(seq 1 100); do
+    health=$(curl -s "http://127.0.0.1:$port/health" || true)
+    [ -n "$health" ] && break
+    kill -0 "$SERVICE_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+# stop_installed: SIGTERM, then `rc` is the service's exit status.
+stop_installed() {
+  kill -TERM "$SERVICE_PID" 2>/dev/null || true
+  rc=0; wait "$SERVICE_PID" || rc=$?
+  SERVICE_PID=""
+}
+run_installed "$config" "$WORK/service.log"
 check "installed service answers /health" test "$health" = "Ok"
 check "/version is VERSION's" \
   bash -c "curl -s http://127.0.0.1:$port/version | jq -e --arg v '$VERSION' '.version == \$v' >/dev/null"
-kill -TERM "$SERVICE_PID" 2>/dev/null || true
-rc=0; wait "$SERVICE_PID" || rc=$?
-SERVICE_PID=""
+stop_installed
 check "clean exit on SIGTERM" test "$rc" -eq 0
 # A configuration with S3 storage starts only if the installed binary loads its cloud module.
 cat >"$WORK/s3.yml" <<YAML
@@ -154,20 +162,9 @@ backup-policies: {p: {parallel: 1}}
 backup-routines: {r: {interval-cron: "@yearly", source-cluster: c, storage: s3, backup-policy: p, namespaces: []}}
 YAML
 chmod 0644 "$WORK/s3.yml"
-setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups \
-  "/usr/bin/$NAME" -c "$WORK/s3.yml" >"$WORK/service-s3.log" 2>&1 &
-SERVICE_PID=$!
-health=""
-for _ in $(seq 1 100); do
-  health=$(curl -s "http://127.0.0.1:$port/health" || true)
-  [ -n "$health" ] && break
-  kill -0 "$SERVICE_PID" 2>/dev/null || break
-  sleep 0.1
-done
+run_installed "$WORK/s3.yml" "$WORK/service-s3.log"
 check "installed service with S3 storage loads the cloud module and answers /health" test "$health" = "Ok"
-kill -TERM "$SERVICE_PID" 2>/dev/null || true
-wait "$SERVICE_PID" || true
-SERVICE_PID=""
+stop_installed
 [ "$health" = "Ok" ] || cat "$WORK/service-s3.log"
 check "service ran as $SERVICE_USER (no permission errors)" bash -c "! grep -qi 'permission denied' '$WORK/service.log'"
 [ "$FAILED" -eq 0 ] || cat "$WORK/service.log"
