@@ -46,6 +46,9 @@
 #define DEFAULT_PARALLEL 8
 #define DEFAULT_FILE_LIMIT_MB 250
 #define DEFAULT_SOCKET_TIMEOUT_MS 600000
+/* ABS maps level 0 (the default) to -1, which backup-go's encoder runs at its fastest speed
+ * class, about zstd level 1; libzstd would read 0 as its own default, level 3 (half as fast). */
+#define ZSTD_ABS_DEFAULT_LEVEL 1
 #define DEFAULT_RETRY_BASE_MS 60000
 #define DEFAULT_RETRY_MAX 5
 #define DEFAULT_RETRY_MULTIPLIER 1.5
@@ -594,7 +597,7 @@ static int configure_run(struct ns_run *r, struct io_aes_key *key, struct err *e
     r->file_limit = io_split_limit_from_mb(p && p->file_limit.set ? p->file_limit.v : DEFAULT_FILE_LIMIT_MB);
     if (p && p->compression && p->compression->mode && strcasecmp(p->compression->mode, "ZSTD") == 0) {
         r->chain.zstd = true;
-        r->chain.zstd_level = p->compression->level.set ? (int)p->compression->level.v : 0;
+        r->chain.zstd_level = backup_zstd_level(p->compression);
     }
     if (p && p->encryption && p->encryption->mode && strcasecmp(p->encryption->mode, "NONE") != 0) {
         if (load_key(r, p->encryption, key, e))
@@ -797,6 +800,14 @@ static int list_namespaces(struct as_cluster *c, const struct cfg_routine *rt, s
     int rc = as_info_namespaces(node, out, e);
     as_node_release(node);
     return rc;
+}
+
+/* ---- policy values ---------------------------------------------------------------------------- */
+
+int backup_zstd_level(const struct cfg_compression *c)
+{
+    int64_t level = c && c->level.set ? c->level.v : 0;
+    return level == 0 ? ZSTD_ABS_DEFAULT_LEVEL : (int)level;
 }
 
 /* ---- retries -------------------------------------------------------------------------------- */

@@ -45,6 +45,10 @@ struct backup_spec {
     void *retry_ctx;
 };
 
+/* The zstd level of a compression policy: its `level`, where 0 or unset means what it means to
+ * ABS, the fastest speed class (libzstd level 1); -1..22 otherwise as given. */
+int backup_zstd_level(const struct cfg_compression *c);
+
 /* The backup policy's retry-policy, ABS's defaults where unset (60 s, 5 retries, x1.5): a failed
  * namespace backup (or a cluster that cannot be reached at the start) is tried again after
  * base x multiplier^attempt ms, up to max-retries times. */
