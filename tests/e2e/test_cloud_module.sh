@@ -44,5 +44,25 @@ check "history load left running in the background" wait_log "backup history sti
 t0=$(date +%s)
 stop_service
 check "stopping does not wait for the store's retries ($(( $(date +%s) - t0 )) s)" test $(( $(date +%s) - t0 )) -le 5
+# ---- under MemoryDenyWriteExecute (the systemd unit sets it): the kernel's PR_SET_MDWE, set by
+# a wrapper that then execs the service, must not keep the module from loading
+cat >"$WORK/mdwe.py" <<'PY'
+import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, REFUSE_EXEC_GAIN
+    sys.exit(77)
+os.execv(sys.argv[1], sys.argv[1:])
+PY
+if python3 "$WORK/mdwe.py" /bin/true; then
+  REAL_BIN=$BIN
+  printf '#!/bin/sh\nexec python3 %s %s "$@"\n' "$WORK/mdwe.py" "$REAL_BIN" >"$WORK/bin/mdwe-service"
+  chmod +x "$WORK/bin/mdwe-service"
+  BIN=$WORK/bin/mdwe-service
+  check "S3 storage under MDWE: the service runs" start_service "$WORK/s3.yml"
+  check "the embedded module is loaded under MDWE" grep -q libcurl "/proc/$PID/maps"
+  stop_service
+  BIN=$REAL_BIN
+else
+  echo "SKIP: this kernel has no PR_SET_MDWE"
+fi
 BIN=$BIN_SAVED
 finish
