@@ -828,6 +828,20 @@ int64_t backup_retry_delay_ms(const struct backup_retry *r, int attempt)
     return d < (double)RETRY_DELAY_CAP_MS ? (int64_t)d : RETRY_DELAY_CAP_MS;
 }
 
+bool backup_retry_pause(const struct backup_retry *r, int attempt, const char *routine,
+                        const volatile bool *cancel, struct err *e)
+{
+    int64_t delay = backup_retry_delay_ms(r, attempt);
+    LOG_W("backup", "routine %s: %s (attempt %d of %lld); retrying in %lld ms", routine, e->msg, attempt + 1,
+          (long long)r->max_retries + 1, (long long)delay);
+    if (!backup_retry_wait(delay, cancel)) {
+        err_set(e, ERR_UNAVAILABLE, "backup cancelled");
+        return false;
+    }
+    err_clear(e);
+    return true;
+}
+
 bool backup_retry_wait(int64_t ms, const volatile bool *cancel)
 {
     while (ms > 0) {
@@ -875,9 +889,6 @@ static int backup_namespace_retrying(const struct backup_spec *spec, struct as_c
         int rc = backup_namespace(spec, cluster, stor, progress, cancel, base, ns, meta, kept, e);
         if (rc == 0 || (cancel && *cancel) || attempt >= retry.max_retries)
             return rc;
-        int64_t delay = backup_retry_delay_ms(&retry, attempt);
-        LOG_W("backup", "routine %s: %s (attempt %d of %lld); retrying in %lld ms", spec->routine, e->msg,
-              attempt + 1, (long long)retry.max_retries + 1, (long long)delay);
         char folder[700];
         str_printf(folder, sizeof folder, "%sdata/%s/", base, ns);
         struct err de = {0};
@@ -886,9 +897,8 @@ static int backup_namespace_retrying(const struct backup_spec *spec, struct as_c
         progress_rewind(progress, &before);
         if (spec->on_retry)
             spec->on_retry(spec->retry_ctx, ns, attempt + 1, e);
-        if (!backup_retry_wait(delay, cancel))
-            return err_set(e, ERR_UNAVAILABLE, "backup cancelled");
-        err_clear(e);
+        if (!backup_retry_pause(&retry, attempt, spec->routine, cancel, e))
+            return e->code;
     }
 }
 

@@ -61,6 +61,10 @@ void backup_retry_of(const struct cfg_policy *policy, struct backup_retry *out);
 int64_t backup_retry_delay_ms(const struct backup_retry *r, int attempt);
 /* Sleeps ms unless *cancel turns true first (checked every 100 ms); false when cancelled. */
 bool backup_retry_wait(int64_t ms, const volatile bool *cancel);
+/* Before retry `attempt` (from 0) of what failed with e: logs it with the delay, waits, and
+ * clears e; false (e = "backup cancelled") when cancelled meanwhile. */
+bool backup_retry_pause(const struct backup_retry *r, int attempt, const char *routine,
+                        const volatile bool *cancel, struct err *e);
 
 struct backup_outcome {
     char folder[512];           /* "<routine>/backup/<TS>/" (deleted again when empty) */

@@ -62,7 +62,6 @@ struct jobs {
     struct restores *restores; /* retention waits while a restore reads the routine */
     struct history_cache *history;
     struct metrics *metrics;
-    bool history_read_once; /* the start-up history load was started */
     /* start-up history loader (see jobs_load_history); under lock: */
     pthread_t loader;
     bool loader_started, loader_done, stopping;
@@ -125,13 +124,9 @@ static int open_targets_retrying(struct jobs *j, struct job *job, const struct c
             return rc;
         stor_close(*stor);
         *stor = NULL;
-        int64_t delay = backup_retry_delay_ms(retry, attempt);
-        LOG_W("jobs", "routine %s: %s (attempt %d of %lld); retrying in %lld ms", job->routine, e->msg,
-              attempt + 1, (long long)retry->max_retries + 1, (long long)delay);
         count_outcome(j, job, "retry", 0);
-        if (!backup_retry_wait(delay, &job->cancel))
-            return err_set(e, ERR_UNAVAILABLE, "backup cancelled");
-        err_clear(e);
+        if (!backup_retry_pause(retry, attempt, job->routine, &job->cancel, e))
+            return e->code;
     }
 }
 
@@ -571,7 +566,6 @@ int jobs_load_history(struct jobs *j, struct cfg *snapshot, int64_t wait_ms, str
     if (!a)
         return err_set(e, ERR_NOMEM, "out of memory");
     *a = (struct loader_args){j, cfg_retain(snapshot)};
-    j->history_read_once = true;
     if (pthread_create(&j->loader, NULL, loader_main, a) != 0) {
         cfg_release(a->snapshot);
         free(a);
